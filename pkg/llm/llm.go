@@ -1,0 +1,354 @@
+// Package llm asks an OpenAI-compatible chat completions endpoint (OpenAI,
+// Ollama, vLLM, LM Studio, ...) for one answer and accounts for the tokens
+// it cost.
+//
+// It uses github.com/openai/openai-go/v3 for the wire format only: the SDK's
+// own retries are off (we retry with pkg/retry, never both) and nothing is
+// read from the environment (no OPENAI_API_KEY, OPENAI_BASE_URL,
+// OPENAI_ORG_ID or OPENAI_CUSTOM_HEADERS): the config is the only source.
+package llm
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/shared"
+
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/retry"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultBaseURL   = "https://api.openai.com/v1"
+	DefaultRetryBase = 2 * time.Second
+	DefaultTries     = 5
+	DefaultTimeout   = 60 * time.Second
+)
+
+// maxRetryAfter is the longest Retry-After we wait for. A server that asks
+// for more is out of quota for a while: failing the lead now is better than
+// parking a worker for an hour in a cron run.
+const maxRetryAfter = 2 * time.Minute
+
+// Options configure a Client.
+type Options struct {
+	// BaseURL must end with /v1 for OpenAI-compatible servers
+	// ("http://127.0.0.1:11434/v1" for Ollama); a trailing slash is fine.
+	// Default "https://api.openai.com/v1".
+	BaseURL string
+	// APIKey is sent as "Authorization: Bearer ..."; empty sends no
+	// Authorization header (local servers).
+	APIKey      string
+	Model       string // required
+	Temperature float64
+	MaxTokens   int // sent as max_tokens; 0 = not sent (the server's default)
+	// HTTPClient carries the per-attempt timeout; nil = a client with a 60 s timeout.
+	HTTPClient *http.Client
+	// RetryBase is the first wait after a 429, 5xx or network error, doubled
+	// (with jitter) on each retry: 2 s, 4 s, 8 s, ... A Retry-After header in
+	// seconds wins. Default 2 s; tests pass a few milliseconds.
+	RetryBase time.Duration
+	Tries     uint         // total attempts, default 5
+	Logger    *slog.Logger // nil = discard; debug line per call, warn per retry
+}
+
+// Client calls the chat completions endpoint. It is safe for concurrent use.
+type Client struct {
+	svc         openai.ChatCompletionService
+	endpoint    string // for error messages and logs
+	model       string
+	temperature float64
+	maxTokens   int
+	policy      retry.Policy
+	log         *slog.Logger
+}
+
+// New returns a Client. It fails when Model is empty or BaseURL is not an
+// http(s) URL.
+func New(opts Options) (*Client, error) {
+	if strings.TrimSpace(opts.Model) == "" {
+		return nil, errors.New("llm: no model: set llm.model")
+	}
+	base := strings.TrimRight(strings.TrimSpace(opts.BaseURL), "/")
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("llm: base URL %q is not an http(s) URL: set llm.base_url, e.g. https://api.openai.com/v1", opts.BaseURL)
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: DefaultTimeout}
+	}
+	if opts.RetryBase <= 0 {
+		opts.RetryBase = DefaultRetryBase
+	}
+	if opts.Tries == 0 {
+		opts.Tries = DefaultTries
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+
+	// NewChatCompletionService, unlike openai.NewClient, reads no environment
+	// variables, so every setting below is the whole truth.
+	svc := openai.NewChatCompletionService(
+		option.WithBaseURL(base+"/"),
+		option.WithAPIKey(opts.APIKey),
+		option.WithHTTPClient(opts.HTTPClient),
+		option.WithMaxRetries(0),
+	)
+	return &Client{
+		svc:         svc,
+		endpoint:    base + "/chat/completions",
+		model:       opts.Model,
+		temperature: opts.Temperature,
+		maxTokens:   opts.MaxTokens,
+		policy: retry.Policy{
+			Initial:    opts.RetryBase,
+			Max:        max(opts.RetryBase, time.Minute),
+			Multiplier: 2,
+			Tries:      opts.Tries,
+		},
+		log: opts.Logger,
+	}, nil
+}
+
+// Usage is what a call cost, as the server counted it.
+type Usage struct {
+	PromptTokens, CompletionTokens int64
+}
+
+// Completion is the model's answer.
+type Completion struct {
+	Text         string // the first choice's content, as sent
+	Model        string // the model that answered (may be more specific than the one asked for)
+	FinishReason string // "stop", or "length" when MaxTokens cut the answer
+	Usage        Usage
+}
+
+// ErrNoText is matched (errors.Is) by the error Complete returns when the
+// server answered 200 without any text: no choices or empty content. Retrying
+// does not help: the same prompt gets the same empty answer.
+var ErrNoText = errors.New("the model returned no text")
+
+// Complete sends the system and user messages and returns the first choice.
+// 429s, 5xx answers and network errors are retried; any other 4xx is not.
+// An error from the server is an *Error.
+//
+// API: https://platform.openai.com/docs/api-reference/chat/create
+func (c *Client) Complete(ctx context.Context, system, user string) (*Completion, error) {
+	params := openai.ChatCompletionNewParams{
+		Model: shared.ChatModel(c.model),
+		Messages: []openai.ChatCompletionMessageParamUnion{
+			openai.SystemMessage(system),
+			openai.UserMessage(user),
+		},
+		Temperature: openai.Float(c.temperature),
+	}
+	if c.maxTokens > 0 {
+		// max_tokens, not max_completion_tokens: Ollama, vLLM and older
+		// OpenAI-compatible servers only know max_tokens, and OpenAI still
+		// accepts it for chat models.
+		params.MaxTokens = openai.Int(int64(c.maxTokens))
+	}
+
+	start := time.Now()
+	attempt := 0
+	out, err := retry.Do(ctx, c.policy, func() (*Completion, error) {
+		attempt++
+		return c.once(ctx, params)
+	}, func(err error, wait time.Duration) {
+		c.log.Warn("llm call failed, retrying", "model", c.model, "attempt", attempt, "wait", wait, "err", err)
+	})
+	if err != nil {
+		c.log.Debug("llm call failed", "model", c.model, "attempts", attempt, "duration", time.Since(start), "err", err)
+		return nil, err
+	}
+	c.log.Debug("llm call", "model", out.Model, "prompt_tokens", out.Usage.PromptTokens,
+		"completion_tokens", out.Usage.CompletionTokens, "finish_reason", out.FinishReason,
+		"attempts", attempt, "duration", time.Since(start))
+	return out, nil
+}
+
+// once makes one attempt and decides whether another one may help.
+func (c *Client) once(ctx context.Context, params openai.ChatCompletionNewParams) (*Completion, error) {
+	var resp *http.Response
+	cc, err := c.svc.New(ctx, params, option.WithResponseInto(&resp))
+	if err != nil {
+		return nil, c.classify(ctx, resp, err)
+	}
+	if len(cc.Choices) == 0 {
+		return nil, retry.Permanent(fmt.Errorf("llm: %w (no choices in the answer of %s)", ErrNoText, c.endpoint))
+	}
+	ch := cc.Choices[0]
+	if strings.TrimSpace(ch.Message.Content) == "" {
+		hint := ""
+		if ch.FinishReason == "length" {
+			hint = ": raise llm.max_tokens (a reasoning model may spend them all before answering)"
+		}
+		return nil, retry.Permanent(fmt.Errorf("llm: %w (finish_reason %q)%s", ErrNoText, ch.FinishReason, hint))
+	}
+	model := cc.Model
+	if model == "" {
+		model = c.model
+	}
+	return &Completion{
+		Text:         ch.Message.Content,
+		Model:        model,
+		FinishReason: ch.FinishReason,
+		Usage:        Usage{PromptTokens: cc.Usage.PromptTokens, CompletionTokens: cc.Usage.CompletionTokens},
+	}, nil
+}
+
+// classify turns an attempt's error into our error and marks what is worth
+// retrying: 429 (unless the quota is spent), 5xx and network errors.
+func (c *Client) classify(ctx context.Context, resp *http.Response, err error) error {
+	if ctx.Err() != nil {
+		return retry.Permanent(ctx.Err())
+	}
+	var e *Error
+	var apiErr *openai.Error
+	switch {
+	case errors.As(err, &apiErr):
+		e = &Error{Status: apiErr.StatusCode, Type: apiErr.Type, Code: apiErr.Code, Message: apiErr.Message}
+		if e.Type == "" && e.Code == "" && e.Message == "" {
+			// No OpenAI {"error": {...}} object: a proxy's HTML page, or
+			// vLLM's top-level {"message": ...}. The SDK kept the body.
+			e.Type, e.Message = otherErrorBody(apiErr.Response)
+		}
+	case resp != nil && resp.StatusCode >= 400:
+		e = &Error{Status: resp.StatusCode}
+		e.Type, e.Message = otherErrorBody(resp)
+	case resp != nil:
+		// A 2xx that is not a chat completion: usually a base URL without
+		// /v1 that reaches a web page.
+		return retry.Permanent(fmt.Errorf("llm: POST %s: %d: the answer is not a chat completion (%v): check llm.base_url (OpenAI-compatible servers need the /v1 suffix)", c.endpoint, resp.StatusCode, err))
+	default:
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			// The request did not get an answer: a refused connection, a
+			// reset, a timeout. Completions have no side effects, so a
+			// retry is safe.
+			return fmt.Errorf("llm: POST %s: %w", c.endpoint, ue.Err)
+		}
+		return retry.Permanent(fmt.Errorf("llm: %w", err))
+	}
+
+	switch {
+	case e.Status == http.StatusTooManyRequests && e.Code == "insufficient_quota":
+		return retry.Permanent(e)
+	case e.Status == http.StatusTooManyRequests || e.Status >= 500:
+		if d, ok := retryAfter(resp); ok {
+			if d > maxRetryAfter {
+				return retry.Permanent(e)
+			}
+			return retry.After(d, e)
+		}
+		return e
+	default:
+		return retry.Permanent(e)
+	}
+}
+
+// retryAfter reads a Retry-After header given in seconds (the form LLM
+// servers use); an HTTP date or garbage counts as absent.
+func retryAfter(resp *http.Response) (time.Duration, bool) {
+	if resp == nil {
+		return 0, false
+	}
+	v := strings.TrimSpace(resp.Header.Get("Retry-After"))
+	if v == "" {
+		return 0, false
+	}
+	s, err := strconv.ParseFloat(v, 64)
+	if err != nil || s < 0 || s > 1e6 {
+		return 0, false
+	}
+	return time.Duration(s * float64(time.Second)), true
+}
+
+// otherErrorBody reads an error body that is not OpenAI's: the type and
+// message of a top-level {"type": ..., "message": ...} object, else the
+// body's first 200 bytes on one line.
+func otherErrorBody(resp *http.Response) (typ, msg string) {
+	if resp == nil || resp.Body == nil {
+		return "", ""
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	var obj struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+	}
+	if json.Unmarshal(b, &obj) == nil && obj.Message != "" {
+		return obj.Type, obj.Message
+	}
+	if len(b) > 200 {
+		b = b[:200]
+	}
+	return "", strings.ToValidUTF8(string(b), "")
+}
+
+// Error is an error answer of the LLM server.
+type Error struct {
+	Status              int
+	Type, Code, Message string // OpenAI's error object; Message may be a snippet of a non-JSON body
+}
+
+// Error reads like "llm: 401 invalid_api_key: Incorrect API key provided: check llm.api_key".
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "llm: %d", e.Status)
+	if kind := cmp.Or(e.Code, e.Type); kind != "" {
+		b.WriteString(" " + kind)
+	}
+	// The trailing period goes so that the hint reads as part of the sentence.
+	msg := strings.TrimRight(strings.Join(strings.Fields(e.Message), " "), ".")
+	if r := []rune(msg); len(r) > 300 {
+		msg = string(r[:299]) + "…"
+	}
+	b.WriteString(": " + cmp.Or(msg, http.StatusText(e.Status), "error"))
+	if h := e.hint(); h != "" {
+		b.WriteString(": " + h)
+	}
+	return b.String()
+}
+
+func (e *Error) hint() string {
+	switch {
+	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
+		return "check llm.api_key"
+	case e.Code == "insufficient_quota":
+		return "the account is out of quota: check its billing"
+	case e.Code == "model_not_found":
+		return "check llm.model"
+	case e.Status == http.StatusNotFound:
+		return "check llm.model and llm.base_url (OpenAI-compatible servers need the /v1 suffix)"
+	case e.Status == http.StatusTooManyRequests:
+		return "rate limited: lower llm.concurrency"
+	case e.Status == http.StatusBadRequest:
+		return "check llm.model, llm.max_tokens and llm.temperature"
+	case e.Status >= 500:
+		return "the LLM server failed: try again later"
+	}
+	return ""
+}
+
+// IsAuth reports whether err is the server refusing the credentials (401 or
+// 403): retrying another lead will not help, the run should stop.
+func IsAuth(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && (e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden)
+}
