@@ -1,0 +1,414 @@
+// Package config holds the typed configuration of kommo-summarizer: its
+// defaults, how a YAML file and environment variables are laid over them, and
+// the checks that name the key to fix. It is the only package that imports
+// viper.
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	// The binary must know IANA zones on hosts without a zoneinfo database
+	// (Windows, scratch containers), or summary.timezone would work on one
+	// machine and fail on the next.
+	_ "time/tzdata"
+)
+
+// Config is the whole configuration. The mapstructure tags are the keys of
+// the YAML file and, upper-cased with "." replaced by "_" and prefixed with
+// KOMMO_SUMMARIZER_, of the environment variables.
+type Config struct {
+	Kommo   Kommo   `mapstructure:"kommo"`
+	Chats   Chats   `mapstructure:"chats"`
+	LLM     LLM     `mapstructure:"llm"`
+	Store   Store   `mapstructure:"store"`
+	Summary Summary `mapstructure:"summary"`
+	Sweep   Sweep   `mapstructure:"sweep"`
+	Log     Log     `mapstructure:"log"`
+}
+
+// Kommo is the account, its OAuth integration and the REST API limits.
+type Kommo struct {
+	BaseURL        string `mapstructure:"base_url"`
+	ClientID       string `mapstructure:"client_id"`
+	ClientSecret   string `mapstructure:"client_secret"`
+	RedirectURI    string `mapstructure:"redirect_uri"`
+	AccessToken    string `mapstructure:"access_token"`
+	RefreshToken   string `mapstructure:"refresh_token"`
+	LongLivedToken string `mapstructure:"long_lived_token"`
+	// SummaryFieldID is the textarea field of leads that receives the
+	// summary; 0 writes notes only.
+	SummaryFieldID    int64         `mapstructure:"summary_field_id"`
+	RequestsPerSecond float64       `mapstructure:"requests_per_second"`
+	BatchSize         int           `mapstructure:"batch_size"`
+	Timeout           time.Duration `mapstructure:"timeout"`
+}
+
+// Chats is the Kommo Chats API (amojo) channel that reads chat history.
+type Chats struct {
+	BaseURL           string  `mapstructure:"base_url"`
+	ChannelID         string  `mapstructure:"channel_id"`
+	ChannelSecret     string  `mapstructure:"channel_secret"`
+	ScopeID           string  `mapstructure:"scope_id"`
+	RequestsPerSecond float64 `mapstructure:"requests_per_second"`
+}
+
+// LLM is the OpenAI-compatible chat completions endpoint.
+type LLM struct {
+	BaseURL          string        `mapstructure:"base_url"`
+	APIKey           string        `mapstructure:"api_key"`
+	Model            string        `mapstructure:"model"`
+	Temperature      float64       `mapstructure:"temperature"`
+	MaxTokens        int           `mapstructure:"max_tokens"`
+	Language         string        `mapstructure:"language"`
+	Concurrency      int           `mapstructure:"concurrency"`
+	PriceInputPer1M  float64       `mapstructure:"price_input_per_1m"`
+	PriceOutputPer1M float64       `mapstructure:"price_output_per_1m"`
+	Timeout          time.Duration `mapstructure:"timeout"`
+}
+
+// Store is the SQLite database with tokens, watermarks and the run log.
+type Store struct {
+	Path string `mapstructure:"path"`
+}
+
+// Summary says what is written back to Kommo and how the prompt is cut.
+type Summary struct {
+	NoteType        string `mapstructure:"note_type"`
+	NoteService     string `mapstructure:"note_service"`
+	FieldMaxChars   int    `mapstructure:"field_max_chars"`
+	Timezone        string `mapstructure:"timezone"`
+	MaxMessageChars int    `mapstructure:"max_message_chars"`
+	HeadMessages    int    `mapstructure:"head_messages"`
+	TailMessages    int    `mapstructure:"tail_messages"`
+}
+
+// Sweep tunes the batch job.
+type Sweep struct {
+	FetchWorkers   int           `mapstructure:"fetch_workers"`
+	LockStaleAfter time.Duration `mapstructure:"lock_stale_after"`
+}
+
+// Log sets the slog output on stderr.
+type Log struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+}
+
+// Default returns the configuration used for every key that neither the file
+// nor the environment sets.
+func Default() Config {
+	return Config{
+		Kommo: Kommo{
+			// Kommo's published limit is 7 requests per second per integration.
+			RequestsPerSecond: 7,
+			BatchSize:         50,
+			Timeout:           30 * time.Second,
+		},
+		Chats: Chats{
+			BaseURL:           "https://amojo.kommo.com",
+			RequestsPerSecond: 7,
+		},
+		LLM: LLM{
+			BaseURL:          "https://api.openai.com/v1",
+			Model:            "gpt-4o-mini",
+			Temperature:      0.3,
+			MaxTokens:        300,
+			Language:         "Russian",
+			Concurrency:      4,
+			PriceInputPer1M:  0.15,
+			PriceOutputPer1M: 0.60,
+			Timeout:          60 * time.Second,
+		},
+		Store: Store{Path: "kommo-summarizer.db"},
+		Summary: Summary{
+			NoteType:        "common",
+			NoteService:     "kommo-summarizer",
+			FieldMaxChars:   4000,
+			Timezone:        "UTC",
+			MaxMessageChars: 1000,
+			HeadMessages:    5,
+			TailMessages:    40,
+		},
+		Sweep: Sweep{
+			FetchWorkers:   4,
+			LockStaleAfter: 2 * time.Minute,
+		},
+		Log: Log{Level: "info", Format: "auto"},
+	}
+}
+
+// Error is a configuration problem. Key is the dotted key to fix
+// ("kommo.base_url") or, for problems with the file itself, its path.
+type Error struct {
+	Key, Problem string
+}
+
+// Error reads "config: kommo.base_url: required".
+func (e *Error) Error() string {
+	return "config: " + e.Key + ": " + e.Problem
+}
+
+func problem(key, format string, args ...any) *Error {
+	return &Error{Key: key, Problem: fmt.Sprintf(format, args...)}
+}
+
+// Need says which parts of the configuration a command uses, so that
+// `auth login` does not demand an LLM key.
+type Need uint
+
+const (
+	// NeedKommo: kommo.base_url and some credential.
+	NeedKommo Need = 1 << iota
+	// NeedOAuthApp: kommo.client_id, kommo.client_secret, kommo.redirect_uri.
+	NeedOAuthApp
+	// NeedChats: chats.channel_id, chats.channel_secret.
+	NeedChats
+	// NeedLLM: llm.model, llm.base_url, and llm.api_key unless the base URL is loopback.
+	NeedLLM
+	// NeedStore: store.path.
+	NeedStore
+
+	// NeedAll is what a full sweep uses.
+	NeedAll = NeedKommo | NeedOAuthApp | NeedChats | NeedLLM | NeedStore
+)
+
+// NoteTypes are the Kommo note types a summary can be written as.
+var NoteTypes = []string{"common", "service_message", "extended_service_message"}
+
+var (
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"auto", "json", "text"}
+)
+
+// Validate returns the first problem, in a fixed order (the order of the keys
+// in config.example.yaml), as an *Error. Values are always checked; need
+// decides which keys must be set.
+func (c *Config) Validate(need Need) error {
+	for _, check := range []func(Need) *Error{c.validateKommo, c.validateChats, c.validateLLM, c.validateRest} {
+		if err := check(need); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Config) validateKommo(need Need) *Error {
+	k := c.Kommo
+	if k.BaseURL == "" {
+		if need&(NeedKommo|NeedOAuthApp) != 0 {
+			return problem("kommo.base_url", "required")
+		}
+	} else if err := checkURL("kommo.base_url", k.BaseURL); err != nil {
+		return err
+	} else if u, _ := url.Parse(k.BaseURL); strings.Contains(u.Path, "/api/") {
+		return problem("kommo.base_url", "must be the account address without /api/v4, like https://SUBDOMAIN.kommo.com")
+	}
+	if need&NeedOAuthApp != 0 {
+		switch {
+		case k.ClientID == "":
+			return problem("kommo.client_id", "required")
+		case k.ClientSecret == "":
+			return problem("kommo.client_secret", "required")
+		case k.RedirectURI == "":
+			return problem("kommo.redirect_uri", "required")
+		}
+	}
+	if k.RedirectURI != "" {
+		if err := checkURL("kommo.redirect_uri", k.RedirectURI); err != nil {
+			return err
+		}
+	}
+	if need&NeedKommo != 0 && !c.HasKommoCredentials() {
+		return problem("kommo.long_lived_token",
+			"required (or kommo.client_id and kommo.client_secret to run `auth login`, or kommo.access_token and kommo.refresh_token)")
+	}
+	switch {
+	case k.SummaryFieldID < 0:
+		return problem("kommo.summary_field_id", "must be a field id, or 0 to write notes only")
+	case k.RequestsPerSecond < 0.1 || k.RequestsPerSecond > 50:
+		return problem("kommo.requests_per_second", "must be between 0.1 and 50")
+	case k.BatchSize < 1 || k.BatchSize > 250:
+		return problem("kommo.batch_size", "must be between 1 and 250")
+	case k.Timeout <= 0:
+		return problem("kommo.timeout", "must be a positive duration like \"30s\"")
+	}
+	return nil
+}
+
+func (c *Config) validateChats(need Need) *Error {
+	ch := c.Chats
+	if ch.BaseURL == "" {
+		if need&NeedChats != 0 {
+			return problem("chats.base_url", "required")
+		}
+	} else if err := checkURL("chats.base_url", ch.BaseURL); err != nil {
+		return err
+	}
+	if need&NeedChats != 0 {
+		switch {
+		case ch.ChannelID == "":
+			return problem("chats.channel_id", "required")
+		case ch.ChannelSecret == "":
+			return problem("chats.channel_secret", "required")
+		}
+	}
+	if ch.RequestsPerSecond < 0.1 || ch.RequestsPerSecond > 50 {
+		return problem("chats.requests_per_second", "must be between 0.1 and 50")
+	}
+	return nil
+}
+
+func (c *Config) validateLLM(need Need) *Error {
+	l := c.LLM
+	if l.BaseURL == "" {
+		if need&NeedLLM != 0 {
+			return problem("llm.base_url", "required")
+		}
+	} else if err := checkURL("llm.base_url", l.BaseURL); err != nil {
+		return err
+	}
+	if need&NeedLLM != 0 {
+		switch {
+		case l.APIKey == "" && !isLoopbackURL(l.BaseURL):
+			return problem("llm.api_key", "required (or set OPENAI_API_KEY)")
+		case l.Model == "":
+			return problem("llm.model", "required")
+		case l.Language == "":
+			return problem("llm.language", "required")
+		}
+	}
+	switch {
+	case l.Temperature < 0 || l.Temperature > 2:
+		return problem("llm.temperature", "must be between 0 and 2")
+	case l.MaxTokens < 1:
+		return problem("llm.max_tokens", "must be at least 1")
+	case l.Concurrency < 1 || l.Concurrency > 64:
+		return problem("llm.concurrency", "must be between 1 and 64")
+	case l.PriceInputPer1M < 0:
+		return problem("llm.price_input_per_1m", "must not be negative")
+	case l.PriceOutputPer1M < 0:
+		return problem("llm.price_output_per_1m", "must not be negative")
+	case l.Timeout <= 0:
+		return problem("llm.timeout", "must be a positive duration like \"60s\"")
+	}
+	return nil
+}
+
+func (c *Config) validateRest(need Need) *Error {
+	if need&NeedStore != 0 && c.Store.Path == "" {
+		return problem("store.path", "required")
+	}
+	s := c.Summary
+	if !slices.Contains(NoteTypes, s.NoteType) {
+		return problem("summary.note_type", "must be one of %s", strings.Join(NoteTypes, ", "))
+	}
+	if s.NoteType != "common" && s.NoteService == "" {
+		return problem("summary.note_service", "required when summary.note_type is %s", s.NoteType)
+	}
+	if s.FieldMaxChars < 1 {
+		return problem("summary.field_max_chars", "must be at least 1")
+	}
+	if _, err := c.Location(); err != nil {
+		return err.(*Error)
+	}
+	switch {
+	case s.MaxMessageChars < 1:
+		return problem("summary.max_message_chars", "must be at least 1")
+	case s.HeadMessages < 0:
+		return problem("summary.head_messages", "must not be negative")
+	case s.TailMessages < 1:
+		return problem("summary.tail_messages", "must be at least 1")
+	case c.Sweep.FetchWorkers < 1 || c.Sweep.FetchWorkers > 32:
+		return problem("sweep.fetch_workers", "must be between 1 and 32")
+	case c.Sweep.LockStaleAfter <= 0:
+		return problem("sweep.lock_stale_after", "must be a positive duration like \"2m\"")
+	case !slices.Contains(logLevels, c.Log.Level):
+		return problem("log.level", "must be one of %s", strings.Join(logLevels, ", "))
+	case !slices.Contains(logFormats, c.Log.Format):
+		return problem("log.format", "must be one of %s", strings.Join(logFormats, ", "))
+	}
+	return nil
+}
+
+// HasKommoCredentials reports whether the configuration can reach Kommo on
+// its own: a base URL and a long-lived token, an OAuth pair, or an OAuth app
+// whose tokens `auth login` keeps in the store.
+func (c *Config) HasKommoCredentials() bool {
+	k := c.Kommo
+	return k.BaseURL != "" && (k.LongLivedToken != "" || k.AccessToken != "" || k.RefreshToken != "" ||
+		(k.ClientID != "" && k.ClientSecret != ""))
+}
+
+// Location returns summary.timezone as a *time.Location.
+func (c *Config) Location() (*time.Location, error) {
+	name := c.Summary.Timezone
+	if name == "" {
+		return nil, problem("summary.timezone", "required (an IANA name like \"Europe/Moscow\", or \"UTC\")")
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, problem("summary.timezone", "unknown time zone %q", name)
+	}
+	return loc, nil
+}
+
+// Warnings returns one line for each secret that would travel over plain
+// http to a host that is not this machine. They are not errors: a test
+// server on the LAN is a legitimate choice.
+func (c *Config) Warnings() []string {
+	var out []string
+	k := c.Kommo
+	if k.LongLivedToken != "" || k.AccessToken != "" || k.RefreshToken != "" || k.ClientSecret != "" {
+		if host, ok := plainRemote(k.BaseURL); ok {
+			out = append(out, fmt.Sprintf("kommo.base_url is plain http to %s: the access token would travel unencrypted", host))
+		}
+	}
+	if c.Chats.ChannelSecret != "" {
+		if host, ok := plainRemote(c.Chats.BaseURL); ok {
+			out = append(out, fmt.Sprintf("chats.base_url is plain http to %s: the chat history would travel unencrypted", host))
+		}
+	}
+	if c.LLM.APIKey != "" {
+		if host, ok := plainRemote(c.LLM.BaseURL); ok {
+			out = append(out, fmt.Sprintf("llm.base_url is plain http to %s: the API key would travel unencrypted", host))
+		}
+	}
+	return out
+}
+
+// plainRemote returns the host of rawURL when it is plain http to a host
+// that is not loopback.
+func plainRemote(rawURL string) (string, bool) {
+	u, err := url.Parse(rawURL)
+	if err != nil || !strings.EqualFold(u.Scheme, "http") || u.Hostname() == "" || isLoopbackHost(u.Hostname()) {
+		return "", false
+	}
+	return u.Hostname(), true
+}
+
+func checkURL(key, raw string) *Error {
+	u, err := url.Parse(raw)
+	if err != nil || (!strings.EqualFold(u.Scheme, "http") && !strings.EqualFold(u.Scheme, "https")) || u.Host == "" {
+		return problem(key, "must be an http or https URL")
+	}
+	return nil
+}
+
+func isLoopbackURL(raw string) bool {
+	u, err := url.Parse(raw)
+	return err == nil && isLoopbackHost(u.Hostname())
+}
+
+func isLoopbackHost(host string) bool {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
