@@ -92,13 +92,15 @@ func (db *DB) Runs(ctx context.Context, limit int) ([]Run, error) {
 
 // Lead outcomes.
 const (
-	OutcomeSummarized = "summarized"
-	OutcomeSkipped    = "skipped"
+	OutcomeSummarized = "summarized"        // a new summary landed
+	OutcomeRecovered  = "recovered"         // an earlier run's summary was settled
+	OutcomeUnchanged  = "skipped_unchanged" // nothing new since the last summary
+	OutcomeNoChats    = "skipped_no_chats"  // no chat with messages
 	OutcomeFailed     = "failed"
 	OutcomeDryRun     = "dry_run"
 )
 
-var outcomes = []string{OutcomeSummarized, OutcomeSkipped, OutcomeFailed, OutcomeDryRun}
+var outcomes = []string{OutcomeSummarized, OutcomeRecovered, OutcomeUnchanged, OutcomeNoChats, OutcomeFailed, OutcomeDryRun}
 
 // LeadResult is what one run did with one lead.
 type LeadResult struct {
@@ -108,7 +110,7 @@ type LeadResult struct {
 
 	PromptTokens, CompletionTokens, DurationMS int64
 
-	Outcome string // OutcomeSummarized, OutcomeSkipped, OutcomeFailed or OutcomeDryRun
+	Outcome string // one of the Outcome constants
 	Error   string
 	At      time.Time
 }

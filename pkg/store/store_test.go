@@ -432,7 +432,7 @@ func TestRuns(t *testing.T) {
 	clk.Add(time.Second)
 	add(LeadResult{RunID: "run-1", LeadID: 2, Outcome: OutcomeFailed, Error: "kommo: 500"})
 	clk.Add(time.Second)
-	add(LeadResult{RunID: "run-1", LeadID: 3, Outcome: OutcomeSkipped})
+	add(LeadResult{RunID: "run-1", LeadID: 3, Outcome: OutcomeUnchanged})
 	add(LeadResult{RunID: "run-2", LeadID: 4, Outcome: OutcomeFailed, Error: "llm: 429", At: t0.Add(time.Hour)})
 	// Given an older At than run-1's failure: Failures orders by At.
 	add(LeadResult{RunID: "run-2", LeadID: 5, Outcome: OutcomeFailed, Error: "old", At: t0})
@@ -564,7 +564,7 @@ func TestConcurrentWriters(t *testing.T) {
 	for w := range 8 {
 		wg.Go(func() {
 			for i := range 25 {
-				errs <- dbs[w%2].AddLeadResult(ctx, LeadResult{RunID: "r", LeadID: int64(w*100 + i), Outcome: OutcomeSkipped})
+				errs <- dbs[w%2].AddLeadResult(ctx, LeadResult{RunID: "r", LeadID: int64(w*100 + i), Outcome: OutcomeUnchanged})
 			}
 		})
 	}

@@ -77,7 +77,7 @@ CREATE TABLE lead_results (
     prompt_tokens     INTEGER NOT NULL,
     completion_tokens INTEGER NOT NULL,
     duration_ms       INTEGER NOT NULL,
-    outcome           TEXT    NOT NULL CHECK (outcome IN ('summarized', 'skipped', 'failed', 'dry_run')),
+    outcome           TEXT    NOT NULL CHECK (outcome IN ('summarized', 'recovered', 'skipped_unchanged', 'skipped_no_chats', 'failed', 'dry_run')),
     error             TEXT    NOT NULL,
     at                INTEGER NOT NULL
 );

@@ -1,0 +1,399 @@
+// Package sweep is the batch job: list leads, find their chats, fetch what is
+// new, summarise, write the summary back to Kommo exactly once, and record
+// the outcome.
+//
+// The stages run concurrently and talk through bounded channels, so a sweep
+// of any size holds only a few leads in memory:
+//
+//	list leads -> fetch chats and history (FetchWorkers) -> LLM (LLMWorkers) -> batched write-back
+//
+// Exactly once: a summary is stored as pending, with a request id, before its
+// note is posted; the watermark moves only when Kommo confirmed the note and
+// the field. A run that died mid-write is settled at the start of the next
+// one, which looks for the note among the lead's latest notes before posting
+// it again.
+package sweep
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/amojo"
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/kommo"
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/llm"
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/store"
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/summarize"
+)
+
+// Kommo is what a sweep needs from the REST API.
+type Kommo interface {
+	Leads(ctx context.Context, q kommo.LeadsQuery) iter.Seq2[*kommo.Lead, error]
+	Lead(ctx context.Context, id int64, with ...string) (*kommo.Lead, error)
+	ContactChats(ctx context.Context, contactID int64) ([]kommo.ContactChat, error)
+	AddLeadNotes(ctx context.Context, notes []kommo.NewNote) ([]kommo.Note, error)
+	LeadNotes(ctx context.Context, leadID int64, q kommo.NotesQuery) ([]kommo.Note, error)
+	UpdateLeads(ctx context.Context, leads []kommo.LeadUpdate) error
+}
+
+// LLM writes the summaries.
+type LLM interface {
+	Complete(ctx context.Context, system, user string) (*llm.Completion, error)
+}
+
+// Options wires a sweep. Zero values take the defaults in withDefaults.
+type Options struct {
+	Kommo   Kommo
+	History HistorySource
+	LLM     LLM
+	DB      *store.DB
+
+	Prompt        summarize.Options
+	Head, Tail    int    // first and last messages of a chat that the prompt shows (5, 40)
+	NoteType      string // common, service_message or extended_service_message
+	NoteService   string // params.service of the service note types
+	FieldID       int64  // the lead's textarea field for the latest summary; 0 = notes only
+	FieldMaxChars int
+
+	BatchSize    int           // notes or lead updates per request (50)
+	BatchMaxWait time.Duration // a batch is written at the latest this long after its first summary (10 s)
+	FetchWorkers int           // leads whose chats are fetched at once (4)
+	LLMWorkers   int           // LLM calls at once (4)
+
+	PriceInputPer1M, PriceOutputPer1M float64 // USD per million tokens, for the cost estimate
+
+	LockStaleAfter time.Duration // a run lock not refreshed for this long is taken over (2 min)
+	Command        string        // recorded with the run: "sweep" or "summarize"
+	// ExitCode maps Run's error to the process exit code recorded with the run.
+	ExitCode func(error) int
+	// OnLead is told of every lead's outcome as it happens (progress).
+	OnLead func(LeadOutcome)
+
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Head <= 0 {
+		o.Head = 5
+	}
+	if o.Tail <= 0 {
+		o.Tail = 40
+	}
+	if o.NoteType == "" {
+		o.NoteType = "common"
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 50
+	}
+	if o.BatchMaxWait <= 0 {
+		o.BatchMaxWait = 10 * time.Second
+	}
+	if o.FetchWorkers <= 0 {
+		o.FetchWorkers = 4
+	}
+	if o.LLMWorkers <= 0 {
+		o.LLMWorkers = 4
+	}
+	if o.LockStaleAfter <= 0 {
+		o.LockStaleAfter = 2 * time.Minute
+	}
+	if o.Command == "" {
+		o.Command = "sweep"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.ExitCode == nil {
+		o.ExitCode = func(err error) int {
+			if err != nil {
+				return 1
+			}
+			return 0
+		}
+	}
+	return o
+}
+
+// Request says which leads a run covers and how.
+type Request struct {
+	LeadIDs []int64 // only these leads, whatever their status
+	Limit   int     // at most this many leads are processed (0 = all)
+	Force   bool    // summarise even when nothing changed, reading every chat afresh
+	DryRun  bool    // write nothing, in Kommo or the store; summaries land in the report
+	Single  bool    // summarize --lead: fetch the lead by id; keep the summary in the report
+}
+
+// Outcomes of one lead, as the store records them.
+const (
+	OutcomeSummarized = store.OutcomeSummarized
+	OutcomeRecovered  = store.OutcomeRecovered
+	OutcomeUnchanged  = store.OutcomeUnchanged
+	OutcomeNoChats    = store.OutcomeNoChats
+	OutcomeFailed     = store.OutcomeFailed
+	OutcomeDryRun     = store.OutcomeDryRun
+)
+
+// LeadOutcome is what happened to one lead.
+type LeadOutcome struct {
+	LeadID     int64  `json:"lead_id"`
+	Outcome    string `json:"outcome"`
+	Messages   int    `json:"messages"`
+	Summary    string `json:"summary,omitempty"`
+	NoteID     int64  `json:"note_id,omitempty"`
+	Error      string `json:"error,omitempty"`
+	DurationMS int64  `json:"duration_ms"`
+}
+
+// Step is one timed piece of work, for the report's slowest step.
+type Step struct {
+	Name   string `json:"name"`
+	LeadID int64  `json:"lead_id,omitempty"`
+	MS     int64  `json:"ms"`
+}
+
+// Report is the run report printed on stdout.
+type Report struct {
+	RunID                string           `json:"run_id"`
+	Command              string           `json:"command"`
+	StartedAt            time.Time        `json:"started_at"`
+	DryRun               bool             `json:"dry_run,omitempty"`
+	LeadsScanned         int              `json:"leads_scanned"`
+	ConversationsChecked int              `json:"conversations_checked"`
+	Summarized           int              `json:"summarized"`
+	SkippedUnchanged     int              `json:"skipped_unchanged"`
+	SkippedNoChats       int              `json:"skipped_no_chats"`
+	Failed               int              `json:"failed"`
+	Recovered            int              `json:"recovered"`
+	LLMCalls             int              `json:"llm_calls"`
+	PromptTokens         int64            `json:"prompt_tokens"`
+	CompletionTokens     int64            `json:"completion_tokens"`
+	EstimatedCostUSD     float64          `json:"estimated_cost_usd"`
+	DurationMS           int64            `json:"duration_ms"`
+	SlowestStep          *Step            `json:"slowest_step,omitempty"`
+	StepTotalsMS         map[string]int64 `json:"step_totals_ms"`
+	Interrupted          bool             `json:"interrupted,omitempty"`
+	Error                string           `json:"error,omitempty"`
+	Failures             []LeadOutcome    `json:"failures,omitempty"`
+	Leads                []LeadOutcome    `json:"leads,omitempty"`
+}
+
+// FailedLeadsError says that the run finished but some leads failed.
+type FailedLeadsError struct {
+	Failed, Total int
+	First         LeadOutcome // the first failure, named in the message
+}
+
+func (e *FailedLeadsError) Error() string {
+	return fmt.Sprintf("%d of %d leads failed (lead %d: %s): see the report's failures or `kommo-summarizer status`",
+		e.Failed, e.Total, e.First.LeadID, e.First.Error)
+}
+
+// ErrInterrupted is returned when a signal stopped the run; in-flight writes
+// were finished and the run was recorded.
+var ErrInterrupted = errors.New("interrupted: in-flight writes finished, the rest is left for the next run")
+
+// Fatal reports whether err stops the whole run rather than one lead: dead
+// credentials, a blocked IP, a store that cannot be written.
+func Fatal(err error) bool {
+	var ae *kommo.AuthError
+	var ib *kommo.IPBlockedError
+	var se *storeError
+	return errors.As(err, &ae) || errors.As(err, &ib) || errors.Is(err, amojo.ErrSignature) || llm.IsAuth(err) || errors.As(err, &se)
+}
+
+type storeError struct{ err error }
+
+func (e *storeError) Error() string { return "store: " + e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
+
+func storeErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &storeError{err}
+}
+
+// Run runs one sweep and records it in the store. It returns the report and
+// nil, a *FailedLeadsError, ErrInterrupted, or the error that stopped it.
+func Run(ctx context.Context, o Options, req Request) (*Report, error) {
+	o = o.withDefaults()
+	r := &run{o: o, req: req, id: newRunID(o.Now())}
+	r.log = o.Logger.With("run_id", r.id)
+	r.report = &Report{RunID: r.id, Command: o.Command, StartedAt: o.Now().UTC(), DryRun: req.DryRun, StepTotalsMS: map[string]int64{}}
+	start := time.Now()
+
+	if !req.DryRun {
+		host, _ := os.Hostname()
+		h := store.LockHolder{RunID: r.id, PID: os.Getpid(), Host: host, StartedAt: o.Now()}
+		if err := o.DB.AcquireLock(ctx, h, o.LockStaleAfter); err != nil {
+			return r.report, err
+		}
+		defer func() {
+			if err := o.DB.ReleaseLock(context.WithoutCancel(ctx), r.id); err != nil {
+				r.log.Warn("could not release the run lock", "err", err)
+			}
+		}()
+		if err := o.DB.StartRun(ctx, store.Run{ID: r.id, Command: o.Command, Host: h.Host, PID: h.PID, StartedAt: h.StartedAt}); err != nil {
+			return r.report, storeErr(err)
+		}
+		stop := r.heartbeat(ctx)
+		defer stop()
+	}
+
+	r.log.Info("run started", "command", o.Command, "dry_run", req.DryRun, "force", req.Force, "lead_ids", len(req.LeadIDs), "limit", req.Limit)
+	err := r.execute(ctx)
+	rep := r.finish(time.Since(start), err)
+	if err == nil && rep.Failed > 0 {
+		err = &FailedLeadsError{Failed: rep.Failed, Total: rep.Failed + rep.Summarized + rep.SkippedUnchanged + rep.SkippedNoChats, First: rep.Failures[0]}
+	}
+	if err != nil {
+		rep.Error = err.Error()
+	}
+	if !req.DryRun {
+		status := "ok"
+		switch {
+		case errors.Is(err, ErrInterrupted):
+			status = "interrupted"
+		case errors.As(err, new(*FailedLeadsError)):
+			status = "partial"
+		case err != nil:
+			status = "error"
+		}
+		body, _ := jsonMarshal(rep)
+		if ferr := o.DB.FinishRun(context.WithoutCancel(ctx), r.id, status, o.ExitCode(err), body); ferr != nil {
+			r.log.Error("could not record the run", "err", ferr)
+		}
+	}
+	r.log.Info("run finished", "summarized", rep.Summarized, "skipped_unchanged", rep.SkippedUnchanged, "failed", rep.Failed,
+		"llm_calls", rep.LLMCalls, "duration_ms", rep.DurationMS, "err", errString(err))
+	return rep, err
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func newRunID(now time.Time) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return now.UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b)
+}
+
+func newRequestID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// run is the state of one sweep.
+type run struct {
+	o   Options
+	req Request
+	id  string
+	log *slog.Logger
+
+	mu     sync.Mutex
+	report *Report
+}
+
+// heartbeat keeps the run lock fresh so that no other run takes it over.
+func (r *run) heartbeat(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(r.o.LockStaleAfter / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := r.o.DB.Heartbeat(ctx, r.id); err != nil && ctx.Err() == nil {
+					r.log.Warn("could not refresh the run lock", "err", err)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// step records how long a piece of work took.
+func (r *run) step(name string, leadID int64, d time.Duration) {
+	ms := d.Milliseconds()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.report.StepTotalsMS[name] += ms
+	if r.report.SlowestStep == nil || ms > r.report.SlowestStep.MS {
+		r.report.SlowestStep = &Step{Name: name, LeadID: leadID, MS: ms}
+	}
+}
+
+func (r *run) count(f func(rep *Report)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f(r.report)
+}
+
+// done records a lead's outcome in the report, the store and the progress.
+func (r *run) done(ctx context.Context, lo LeadOutcome, tokens [2]int64) {
+	r.mu.Lock()
+	switch lo.Outcome {
+	case OutcomeSummarized:
+		r.report.Summarized++
+	case OutcomeRecovered:
+		r.report.Recovered++
+	case OutcomeUnchanged:
+		r.report.SkippedUnchanged++
+	case OutcomeNoChats:
+		r.report.SkippedNoChats++
+	case OutcomeFailed:
+		r.report.Failed++
+		r.report.Failures = append(r.report.Failures, lo)
+	}
+	if r.req.Single || r.req.DryRun {
+		r.report.Leads = append(r.report.Leads, lo)
+	}
+	r.mu.Unlock()
+	if lo.Outcome == OutcomeFailed {
+		r.log.Warn("lead failed", "lead_id", lo.LeadID, "err", lo.Error)
+	} else {
+		r.log.Debug("lead done", "lead_id", lo.LeadID, "outcome", lo.Outcome, "messages", lo.Messages)
+	}
+	if !r.req.DryRun {
+		err := r.o.DB.AddLeadResult(context.WithoutCancel(ctx), store.LeadResult{
+			RunID: r.id, LeadID: lo.LeadID, Messages: lo.Messages, PromptTokens: tokens[0], CompletionTokens: tokens[1],
+			DurationMS: lo.DurationMS, Outcome: lo.Outcome, Error: lo.Error, At: r.o.Now(),
+		})
+		if err != nil {
+			r.log.Error("could not record a lead's outcome", "lead_id", lo.LeadID, "err", err)
+		}
+	}
+	if r.o.OnLead != nil {
+		r.o.OnLead(lo)
+	}
+}
+
+func (r *run) finish(d time.Duration, err error) *Report {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rep := r.report
+	rep.DurationMS = d.Milliseconds()
+	rep.EstimatedCostUSD = float64(rep.PromptTokens)/1e6*r.o.PriceInputPer1M + float64(rep.CompletionTokens)/1e6*r.o.PriceOutputPer1M
+	rep.Interrupted = errors.Is(err, ErrInterrupted)
+	return rep
+}
