@@ -1,0 +1,97 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/kommotest"
+)
+
+// BenchmarkSweep runs the real binary against the fakes with real latency
+// (20 ms a request, 300 ms an LLM call) and Kommo's 7 requests/s enforced,
+// over 60 and 1,000 leads: a changed sweep, then an unchanged one.
+//
+//	make bench            (both sizes, about 10 minutes)
+//	make bench BENCH=60   (the 60-lead one)
+func BenchmarkSweep(b *testing.B) {
+	for _, n := range []int{60, 1000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			for range b.N {
+				benchSweep(b, n)
+			}
+		})
+	}
+}
+
+func benchSweep(b *testing.B, leads int) {
+	w := newWorld(b, kommotest.Options{
+		Seed: 7, Leads: leads, Latency: 20 * time.Millisecond, LLMLatency: 300 * time.Millisecond,
+	}, func(c map[string]map[string]any) { c["log"]["level"] = "warn" })
+	w.login()
+	limit := 7.0
+
+	w.srv.ResetStats()
+	changed := measure(b, w)
+	st := w.srv.Stats()
+	rest := float64(st.RESTRequests + st.OAuthRequests)
+	floor := max(rest/limit, float64(st.ChatsRequests)/limit)
+	wall := changed.wall.Seconds()
+	b.ReportMetric(wall, "wall_s")
+	b.ReportMetric(floor, "floor_s")
+	b.ReportMetric(wall/floor, "ratio")
+	b.ReportMetric((rest+float64(st.ChatsRequests))/float64(leads), "req/lead")
+	b.ReportMetric(float64(st.PeakRESTPerSecond), "peak_rest/s")
+	b.ReportMetric(float64(st.PeakChatsPerSecond), "peak_chats/s")
+	b.ReportMetric(float64(st.REST429+st.Chats429), "429s")
+	b.ReportMetric(changed.rssMiB, "rss_MiB")
+	fmt.Fprintf(os.Stderr, "\nchanged sweep, %d leads: wall %.1fs, floor %.1fs (REST %d, Chats %d calls at %.0f/s), ratio %.2f, %.2f req/lead, peak %d REST/s and %d Chats/s, %d 429s, %d LLM calls, %d summarized, RSS %.1f MiB\n",
+		leads, wall, floor, int(rest), st.ChatsRequests, limit, wall/floor, (rest+float64(st.ChatsRequests))/float64(leads),
+		st.PeakRESTPerSecond, st.PeakChatsPerSecond, st.REST429+st.Chats429, changed.rep.LLMCalls, changed.rep.Summarized, changed.rssMiB)
+
+	w.srv.ResetStats()
+	same := measure(b, w)
+	st = w.srv.Stats()
+	b.ReportMetric(same.wall.Seconds(), "unchanged_wall_s")
+	b.ReportMetric(float64(same.rep.LLMCalls+st.NotesPosts+st.LeadPatches), "unchanged_llm+writes")
+	fmt.Fprintf(os.Stderr, "unchanged sweep, %d leads: wall %.1fs, %d LLM calls, %d note posts, %d lead patches, %d REST + %d Chats calls, RSS %.1f MiB\n",
+		leads, same.wall.Seconds(), same.rep.LLMCalls, st.NotesPosts, st.LeadPatches, st.RESTRequests, st.ChatsRequests, same.rssMiB)
+}
+
+type measured struct {
+	wall   time.Duration
+	rssMiB float64
+	rep    report
+}
+
+func measure(b *testing.B, w *world) measured {
+	b.Helper()
+	cmd := w.command("sweep", "--json")
+	out, err := os.Create(filepath.Join(w.dir, "report.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer out.Close()
+	cmd.Stdout = out
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("sweep: %v", err)
+	}
+	m := measured{wall: time.Since(start)}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		m.rssMiB = float64(ru.Maxrss) / 1024 // KiB on Linux
+	}
+	data, err := os.ReadFile(out.Name())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &m.rep); err != nil {
+		b.Fatalf("report: %v", err)
+	}
+	return m
+}

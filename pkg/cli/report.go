@@ -1,0 +1,77 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/sweep"
+)
+
+// printReport writes the run report on stdout: one JSON object, or text for
+// a person.
+func printReport(w io.Writer, rep *sweep.Report, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	title := "Sweep"
+	if rep.Command == "summarize" {
+		title = "Summarize"
+	}
+	state := "finished"
+	if rep.Interrupted {
+		state = "interrupted"
+	}
+	dry := ""
+	if rep.DryRun {
+		dry = " (dry run: nothing written)"
+	}
+	fmt.Fprintf(w, "%s %s %s in %s%s\n", title, rep.RunID, state, time.Duration(rep.DurationMS)*time.Millisecond, dry)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(tw, "  %s\t%v\n", k, v) }
+	row("leads scanned", rep.LeadsScanned)
+	row("conversations checked", rep.ConversationsChecked)
+	row("summarized", rep.Summarized)
+	row("skipped, unchanged", rep.SkippedUnchanged)
+	row("skipped, no chats", rep.SkippedNoChats)
+	row("failed", rep.Failed)
+	if rep.Recovered > 0 {
+		row("settled from an earlier run", rep.Recovered)
+	}
+	row("LLM calls", rep.LLMCalls)
+	row("tokens", fmt.Sprintf("%d prompt + %d completion", rep.PromptTokens, rep.CompletionTokens))
+	row("estimated cost", fmt.Sprintf("$%.4f", rep.EstimatedCostUSD))
+	if s := rep.SlowestStep; s != nil {
+		lead := ""
+		if s.LeadID != 0 {
+			lead = fmt.Sprintf(" (lead %d)", s.LeadID)
+		}
+		row("slowest step", fmt.Sprintf("%s%s %s", s.Name, lead, time.Duration(s.MS)*time.Millisecond))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, f := range rep.Failures {
+		fmt.Fprintf(w, "  failed: lead %d: %s\n", f.LeadID, f.Error)
+	}
+	for _, l := range rep.Leads {
+		if l.Summary == "" {
+			continue
+		}
+		fmt.Fprintf(w, "\nLead %d (%s):\n%s\n", l.LeadID, l.Outcome, indent(l.Summary))
+	}
+	return nil
+}
+
+func indent(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = "  " + l
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/config"
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/sweep"
+)
+
+// sweepOptions are the flags of `sweep` and `summarize`.
+type sweepOptions struct {
+	IO      IO
+	Global  *globalOptions
+	Command string
+
+	JSON    bool
+	Limit   int
+	LeadIDs []int64
+	Force   bool
+	DryRun  bool
+}
+
+func newSweepCmd(io IO, g *globalOptions, runF func(context.Context, *sweepOptions) error) *cobra.Command {
+	opts := &sweepOptions{IO: io, Global: g, Command: "sweep"}
+	var leadIDs string
+	cmd := &cobra.Command{
+		Use:   "sweep",
+		Short: "Summarise every active lead whose chats have new messages",
+		Long: `Walk the account's active leads (not won 142, not lost 143), read each lead's chats, and
+summarise the leads whose chats have messages newer than the last summary. A lead with nothing
+new costs no LLM call and no write. Each summary lands once: a note on the lead and the
+kommo.summary_field_id textarea field. One sweep runs at a time (a lock in the store).
+
+Logs go to stderr (JSON unless stderr is a terminal); the run report goes to stdout.`,
+		Example: `  kommo-summarizer sweep --config /etc/kommo-summarizer.yaml
+  kommo-summarizer sweep --config cfg.yaml --json --limit 20
+  kommo-summarizer sweep --config cfg.yaml --lead-ids 101,102`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if opts.Limit < 0 {
+				return usagef("--limit must be 0 or more, not %d", opts.Limit)
+			}
+			ids, err := parseIDs(leadIDs)
+			if err != nil {
+				return err
+			}
+			opts.LeadIDs = ids
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return sweepRun(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the report as one JSON object")
+	cmd.Flags().IntVar(&opts.Limit, "limit", 0, "process at most N leads (0 = all)")
+	cmd.Flags().StringVar(&leadIDs, "lead-ids", "", "only these leads, comma-separated ids")
+	cmd.Flags().BoolVar(&opts.Force, "force", false, "summarise even leads with nothing new")
+	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "print summaries, write nothing in Kommo or the store")
+	return cmd
+}
+
+func parseIDs(s string) ([]int64, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var ids []int64
+	for _, part := range strings.Split(s, ",") {
+		id, err := strconv.ParseInt(strings.TrimSpace(part), 10, 64)
+		if err != nil || id <= 0 {
+			return nil, usagef("--lead-ids: %q is not a lead id", strings.TrimSpace(part))
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+func sweepRun(ctx context.Context, opts *sweepOptions) error {
+	cfg, err := loadConfig(opts.IO, opts.Global, config.NeedKommo|config.NeedChats|config.NeedLLM|config.NeedStore)
+	if err != nil {
+		return err
+	}
+	a, err := build(ctx, opts.IO, opts.Global, cfg, config.NeedKommo|config.NeedChats|config.NeedLLM)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return runSweep(ctx, a, opts)
+}
+
+// runSweep runs the sweep on a built app and prints its report.
+func runSweep(ctx context.Context, a *app, opts *sweepOptions) error {
+	so, err := a.sweepOptions(opts.Command)
+	if err != nil {
+		return err
+	}
+	bar := progressbar.NewOptions(-1,
+		progressbar.OptionSetWriter(opts.IO.ErrOut),
+		progressbar.OptionSetVisibility(opts.IO.IsTTY && !opts.Global.Quiet),
+		progressbar.OptionSetDescription("leads"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionClearOnFinish(),
+	)
+	so.OnLead = func(sweep.LeadOutcome) { _ = bar.Add(1) }
+	req := sweep.Request{LeadIDs: opts.LeadIDs, Limit: opts.Limit, Force: opts.Force, DryRun: opts.DryRun, Single: opts.Command == "summarize"}
+	rep, runErr := sweep.Run(ctx, so, req)
+	_ = bar.Finish()
+	if rep != nil && rep.RunID != "" && (rep.LeadsScanned > 0 || runErr == nil || rep.Interrupted) {
+		if err := printReport(opts.IO.Out, rep, opts.JSON); err != nil {
+			return err
+		}
+	}
+	return runErr
+}

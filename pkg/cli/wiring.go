@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/amojo"
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/auth"
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/config"
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/kommo"
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/llm"
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/pace"
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/store"
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/summarize"
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/sweep"
+)
+
+// app is what a command has built from the config. Fields are nil when the
+// command did not ask for them.
+type app struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	db     *store.DB
+	kommo  *kommo.Client
+	tokens *auth.Source // nil with a long-lived token
+	oauth  kommo.OAuthApp
+	amojo  *amojo.Client
+	llm    *llm.Client
+}
+
+func (a *app) Close() {
+	if a.db != nil {
+		_ = a.db.Close()
+	}
+}
+
+// build opens the store and the API clients the need asks for. The REST
+// client and the token endpoint share one pacer: Kommo counts them together.
+func build(ctx context.Context, io IO, g *globalOptions, cfg *config.Config, need config.Need) (*app, error) {
+	a := &app{cfg: cfg, log: newLogger(io, cfg)}
+	db, err := store.Open(ctx, cfg.Store.Path)
+	if err != nil {
+		return nil, err
+	}
+	a.db = db
+	if need&(config.NeedKommo|config.NeedOAuthApp) != 0 {
+		httpc := &http.Client{Timeout: cfg.Kommo.Timeout}
+		restPacer := pace.New(cfg.Kommo.RequestsPerSecond)
+		a.oauth = kommo.OAuthApp{
+			BaseURL: cfg.Kommo.BaseURL, ClientID: cfg.Kommo.ClientID, ClientSecret: cfg.Kommo.ClientSecret,
+			RedirectURI: cfg.Kommo.RedirectURI, HTTPClient: httpc, Pacer: restPacer,
+		}
+		var tokens kommo.TokenSource
+		if cfg.Kommo.LongLivedToken != "" {
+			tokens = kommo.StaticToken(cfg.Kommo.LongLivedToken)
+		} else {
+			a.tokens = &auth.Source{DB: db, App: a.oauth, Logger: a.log}
+			if err := a.tokens.Seed(ctx, cfg.Kommo.AccessToken, cfg.Kommo.RefreshToken); err != nil {
+				a.Close()
+				return nil, err
+			}
+			tokens = a.tokens
+		}
+		a.kommo, err = kommo.New(kommo.Options{
+			BaseURL: cfg.Kommo.BaseURL, HTTPClient: httpc, Tokens: tokens, Pacer: restPacer,
+			ClientID: cfg.Kommo.ClientID, Logger: a.log,
+		})
+		if err != nil {
+			a.Close()
+			return nil, &config.Error{Key: "kommo.base_url", Problem: err.Error()}
+		}
+	}
+	if need&config.NeedChats != 0 {
+		if err := a.buildChats(ctx); err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
+	if need&config.NeedLLM != 0 {
+		if err := a.buildLLM(); err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// buildChats sets up the Chats API client. Without chats.scope_id it asks
+// Kommo for the account's amojo_id: scope_id is channel_id + "_" + amojo_id.
+func (a *app) buildChats(ctx context.Context) error {
+	cfg := a.cfg
+	scope := cfg.Chats.ScopeID
+	if scope == "" {
+		acc, err := a.kommo.Account(ctx, "amojo_id")
+		if err != nil {
+			return fmt.Errorf("find the Chats API scope_id (GET /api/v4/account?with=amojo_id): %w", err)
+		}
+		if acc.AmojoID == "" {
+			return &config.Error{Key: "chats.scope_id", Problem: "Kommo did not return the account's amojo_id: set chats.scope_id"}
+		}
+		scope = cfg.Chats.ChannelID + "_" + acc.AmojoID
+	}
+	c, err := amojo.New(amojo.Options{
+		BaseURL: cfg.Chats.BaseURL, ScopeID: scope, ChannelSecret: cfg.Chats.ChannelSecret,
+		HTTPClient: &http.Client{Timeout: cfg.Kommo.Timeout}, Pacer: pace.New(cfg.Chats.RequestsPerSecond), Logger: a.log,
+	})
+	if err != nil {
+		return &config.Error{Key: "chats.base_url", Problem: err.Error()}
+	}
+	a.amojo = c
+	return nil
+}
+
+func (a *app) buildLLM() error {
+	cfg := a.cfg
+	c, err := llm.New(llm.Options{
+		BaseURL: cfg.LLM.BaseURL, APIKey: cfg.LLM.APIKey, Model: cfg.LLM.Model,
+		Temperature: cfg.LLM.Temperature, MaxTokens: cfg.LLM.MaxTokens,
+		HTTPClient: &http.Client{Timeout: cfg.LLM.Timeout}, Logger: a.log,
+	})
+	if err != nil {
+		return &config.Error{Key: "llm.base_url", Problem: err.Error()}
+	}
+	a.llm = c
+	return nil
+}
+
+// sweepOptions turns the config into the sweep's options.
+func (a *app) sweepOptions(command string) (sweep.Options, error) {
+	loc, err := a.cfg.Location()
+	if err != nil {
+		return sweep.Options{}, err
+	}
+	c := a.cfg
+	return sweep.Options{
+		Kommo: a.kommo, History: sweep.ChatsAPI(a.amojo), LLM: a.llm, DB: a.db,
+		Prompt: summarize.Options{Language: c.LLM.Language, Location: loc, MaxMessageChars: c.Summary.MaxMessageChars, MaxWords: 150},
+		Head:   c.Summary.HeadMessages, Tail: c.Summary.TailMessages,
+		NoteType: c.Summary.NoteType, NoteService: c.Summary.NoteService,
+		FieldID: c.Kommo.SummaryFieldID, FieldMaxChars: c.Summary.FieldMaxChars,
+		BatchSize: c.Kommo.BatchSize, FetchWorkers: c.Sweep.FetchWorkers, LLMWorkers: c.LLM.Concurrency,
+		PriceInputPer1M: c.LLM.PriceInputPer1M, PriceOutputPer1M: c.LLM.PriceOutputPer1M,
+		LockStaleAfter: c.Sweep.LockStaleAfter, Command: command, ExitCode: exitCode,
+		Logger: a.log, Now: time.Now,
+	}, nil
+}
