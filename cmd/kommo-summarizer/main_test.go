@@ -158,6 +158,12 @@ func (w *world) sweep(args ...string) (report, result) {
 	if strings.Contains(res.stderr, `"level":"ERROR"`) {
 		w.t.Errorf("sweep %v logged an error:\n%s", args, tail(res.stderr))
 	}
+	// Under cron the logs are JSON lines, each with the run's id.
+	for _, line := range strings.Split(strings.TrimSpace(res.stderr), "\n") {
+		if strings.HasPrefix(line, "{") && !strings.Contains(line, `"run_id":"`) {
+			w.t.Errorf("a log line without run_id: %s", line)
+		}
+	}
 	var rep report
 	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
 		w.t.Fatalf("sweep %v: exit %d, stdout is not a JSON report (%v):\n%s\nstderr:\n%s", args, res.code, err, res.stdout, tail(res.stderr))

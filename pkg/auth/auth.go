@@ -46,7 +46,7 @@ func (s *Source) Token(ctx context.Context) (string, error) {
 	t, err := s.DB.Token(ctx)
 	if err != nil {
 		if errors.Is(err, store.ErrNoToken) {
-			return "", &kommo.AuthError{Err: err}
+			return "", &kommo.AuthError{Err: err, Hint: "or set kommo.long_lived_token"}
 		}
 		return "", err
 	}
@@ -62,7 +62,7 @@ func (s *Source) Token(ctx context.Context) (string, error) {
 func (s *Source) Refresh(ctx context.Context, rejected string) (string, error) {
 	t, err := s.DB.UpdateToken(ctx, func(cur store.Token, found bool) (store.Token, bool, error) {
 		if !found {
-			return cur, false, &kommo.AuthError{Err: store.ErrNoToken}
+			return cur, false, &kommo.AuthError{Err: store.ErrNoToken, Hint: "or set kommo.long_lived_token"}
 		}
 		if cur.AccessToken != rejected && s.now().Add(Skew).Before(cur.ExpiresAt) {
 			return cur, false, nil
@@ -83,7 +83,7 @@ func (s *Source) Refresh(ctx context.Context, rejected string) (string, error) {
 func (s *Source) ForceRefresh(ctx context.Context) (store.Token, error) {
 	return s.DB.UpdateToken(ctx, func(cur store.Token, found bool) (store.Token, bool, error) {
 		if !found || cur.RefreshToken == "" {
-			return cur, false, &kommo.AuthError{Err: store.ErrNoToken}
+			return cur, false, &kommo.AuthError{Err: store.ErrNoToken, Hint: "or set kommo.long_lived_token"}
 		}
 		next, err := s.refresh(ctx, cur.RefreshToken)
 		return next, err == nil, err

@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/config"
-	"github.com/kommo-summarizer/kommo-summarizer/pkg/store"
 )
 
 type authOptions struct {
@@ -56,12 +55,22 @@ With kommo.long_lived_token set, that token is used as is and never refreshed.`,
 	return cmd
 }
 
+// authApp builds what an auth command needs. login and refresh need the
+// OAuth app, which a long-lived token makes pointless: that is said first.
 func authApp(ctx context.Context, opts *authOptions, need config.Need) (*app, error) {
-	cfg, err := loadConfig(opts.IO, opts.Global, need)
+	cfg, err := loadConfig(opts.IO, opts.Global, config.NeedKommo)
 	if err != nil {
 		return nil, err
 	}
-	return build(ctx, opts.IO, opts.Global, cfg, need)
+	if need&config.NeedOAuthApp != 0 {
+		if cfg.Kommo.LongLivedToken != "" {
+			return nil, &config.Error{Key: "kommo.long_lived_token", Problem: "is set, so OAuth tokens are not used: a long-lived token is never refreshed; remove it to log in with a code"}
+		}
+		if err := cfg.Validate(need); err != nil {
+			return nil, err
+		}
+	}
+	return build(ctx, opts.IO, cfg, need)
 }
 
 func authLogin(ctx context.Context, opts *authOptions) error {
@@ -70,9 +79,6 @@ func authLogin(ctx context.Context, opts *authOptions) error {
 		return err
 	}
 	defer a.Close()
-	if a.tokens == nil {
-		return &config.Error{Key: "kommo.long_lived_token", Problem: "is set, so OAuth tokens are not used: remove it to log in with a code"}
-	}
 	t, err := a.tokens.Login(ctx, opts.Code)
 	if err != nil {
 		return err
@@ -87,9 +93,6 @@ func authRefresh(ctx context.Context, opts *authOptions) error {
 		return err
 	}
 	defer a.Close()
-	if a.tokens == nil {
-		return &config.Error{Key: "kommo.long_lived_token", Problem: "is set: a long-lived token cannot be refreshed"}
-	}
 	t, err := a.tokens.ForceRefresh(ctx)
 	if err != nil {
 		return err
@@ -109,10 +112,7 @@ func authStatus(ctx context.Context, opts *authOptions) error {
 		fmt.Fprintln(out, "Token: kommo.long_lived_token (never refreshed)")
 	} else {
 		t, err := a.db.Token(ctx)
-		switch {
-		case err == store.ErrNoToken && a.cfg.Kommo.AccessToken == "":
-			return err
-		case err != nil:
+		if err != nil {
 			return err
 		}
 		left := time.Until(t.ExpiresAt).Round(time.Minute)

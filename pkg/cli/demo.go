@@ -84,7 +84,7 @@ func demoRun(ctx context.Context, opts *demoOptions) error {
 	}
 	fmt.Fprintf(out, "Demo: a fake Kommo account with %d leads at %s, summaries from %s.\n\n", opts.Leads, srv.KommoURL, llmName)
 
-	a, err := build(ctx, opts.IO, opts.Global, &cfg, config.NeedKommo|config.NeedOAuthApp)
+	a, err := build(ctx, opts.IO, &cfg, config.NeedKommo|config.NeedOAuthApp)
 	if err != nil {
 		return err
 	}

@@ -146,7 +146,7 @@ func loadConfig(io IO, g *globalOptions, need config.Need) (*config.Config, erro
 
 // newLogger sets up slog once per command: key/value lines on stderr, JSON
 // when stderr is not a terminal (cron), text when it is.
-func newLogger(io IO, cfg *config.Config) *slog.Logger {
+func newLogger(io IO, cfg *config.Config, attrs ...any) *slog.Logger {
 	var level slog.Level
 	switch strings.ToLower(cfg.Log.Level) {
 	case "debug":
@@ -172,7 +172,7 @@ func newLogger(io IO, cfg *config.Config) *slog.Logger {
 	} else {
 		h = slog.NewJSONHandler(io.ErrOut, opts)
 	}
-	l := slog.New(h)
+	l := slog.New(h).With(attrs...)
 	for _, w := range cfg.Warnings() {
 		l.Warn(w)
 	}

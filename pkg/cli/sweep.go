@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -23,6 +24,7 @@ type sweepOptions struct {
 	LeadIDs []int64
 	Force   bool
 	DryRun  bool
+	RunID   string // set before the clients are built, so their log lines carry it
 }
 
 func newSweepCmd(io IO, g *globalOptions, runF func(context.Context, *sweepOptions) error) *cobra.Command {
@@ -84,7 +86,8 @@ func sweepRun(ctx context.Context, opts *sweepOptions) error {
 	if err != nil {
 		return err
 	}
-	a, err := build(ctx, opts.IO, opts.Global, cfg, config.NeedKommo|config.NeedChats|config.NeedLLM)
+	opts.RunID = sweep.NewRunID(time.Now())
+	a, err := build(ctx, opts.IO, cfg, config.NeedKommo|config.NeedChats|config.NeedLLM, "run_id", opts.RunID)
 	if err != nil {
 		return err
 	}
@@ -94,7 +97,7 @@ func sweepRun(ctx context.Context, opts *sweepOptions) error {
 
 // runSweep runs the sweep on a built app and prints its report.
 func runSweep(ctx context.Context, a *app, opts *sweepOptions) error {
-	so, err := a.sweepOptions(opts.Command)
+	so, err := a.sweepOptions(opts.Command, opts.RunID)
 	if err != nil {
 		return err
 	}

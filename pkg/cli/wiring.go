@@ -39,8 +39,10 @@ func (a *app) Close() {
 
 // build opens the store and the API clients the need asks for. The REST
 // client and the token endpoint share one pacer: Kommo counts them together.
-func build(ctx context.Context, io IO, g *globalOptions, cfg *config.Config, need config.Need) (*app, error) {
-	a := &app{cfg: cfg, log: newLogger(io, cfg)}
+//
+// logAttrs go on every log line, the API clients' included (a sweep's run_id).
+func build(ctx context.Context, io IO, cfg *config.Config, need config.Need, logAttrs ...any) (*app, error) {
+	a := &app{cfg: cfg, log: newLogger(io, cfg, logAttrs...)}
 	db, err := store.Open(ctx, cfg.Store.Path)
 	if err != nil {
 		return nil, err
@@ -129,7 +131,7 @@ func (a *app) buildLLM() error {
 }
 
 // sweepOptions turns the config into the sweep's options.
-func (a *app) sweepOptions(command string) (sweep.Options, error) {
+func (a *app) sweepOptions(command, runID string) (sweep.Options, error) {
 	loc, err := a.cfg.Location()
 	if err != nil {
 		return sweep.Options{}, err
@@ -143,7 +145,7 @@ func (a *app) sweepOptions(command string) (sweep.Options, error) {
 		FieldID: c.Kommo.SummaryFieldID, FieldMaxChars: c.Summary.FieldMaxChars,
 		BatchSize: c.Kommo.BatchSize, FetchWorkers: c.Sweep.FetchWorkers, LLMWorkers: c.LLM.Concurrency,
 		PriceInputPer1M: c.LLM.PriceInputPer1M, PriceOutputPer1M: c.LLM.PriceOutputPer1M,
-		LockStaleAfter: c.Sweep.LockStaleAfter, Command: command, ExitCode: exitCode,
+		LockStaleAfter: c.Sweep.LockStaleAfter, Command: command, RunID: runID, ExitCode: exitCode,
 		Logger: a.log, Now: time.Now,
 	}, nil
 }

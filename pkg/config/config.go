@@ -319,8 +319,8 @@ func (c *Config) validateRest(need Need) *Error {
 	switch {
 	case s.MaxMessageChars < 1:
 		return problem("summary.max_message_chars", "must be at least 1")
-	case s.HeadMessages < 0:
-		return problem("summary.head_messages", "must not be negative")
+	case s.HeadMessages < 1:
+		return problem("summary.head_messages", "must be at least 1")
 	case s.TailMessages < 1:
 		return problem("summary.tail_messages", "must be at least 1")
 	case c.Sweep.FetchWorkers < 1 || c.Sweep.FetchWorkers > 32:

@@ -331,7 +331,7 @@ func TestValidate(t *testing.T) {
 		{"timezone", 0, func(c *Config) { c.Summary.Timezone = "Mars/Base" }, `summary.timezone: unknown time zone "Mars/Base"`},
 		{"timezone empty", 0, func(c *Config) { c.Summary.Timezone = "" }, `summary.timezone: required (an IANA name like "Europe/Moscow", or "UTC")`},
 		{"max_message_chars", 0, func(c *Config) { c.Summary.MaxMessageChars = 0 }, "summary.max_message_chars: must be at least 1"},
-		{"head_messages", 0, func(c *Config) { c.Summary.HeadMessages = -1 }, "summary.head_messages: must not be negative"},
+		{"head_messages", 0, func(c *Config) { c.Summary.HeadMessages = 0 }, "summary.head_messages: must be at least 1"},
 		{"tail_messages", 0, func(c *Config) { c.Summary.TailMessages = 0 }, "summary.tail_messages: must be at least 1"},
 		{"fetch_workers", 0, func(c *Config) { c.Sweep.FetchWorkers = 33 }, "sweep.fetch_workers: must be between 1 and 32"},
 		{"lock_stale_after", 0, func(c *Config) { c.Sweep.LockStaleAfter = 0 }, `sweep.lock_stale_after: must be a positive duration like "2m"`},

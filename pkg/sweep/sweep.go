@@ -71,6 +71,10 @@ type Options struct {
 
 	LockStaleAfter time.Duration // a run lock not refreshed for this long is taken over (2 min)
 	Command        string        // recorded with the run: "sweep" or "summarize"
+	// RunID names the run; when set, Logger already carries it as run_id
+	// (the CLI sets it before it builds the API clients, so their lines
+	// carry it too). Empty: Run makes one.
+	RunID string
 	// ExitCode maps Run's error to the process exit code recorded with the run.
 	ExitCode func(error) int
 	// OnLead is told of every lead's outcome as it happens (progress).
@@ -228,8 +232,11 @@ func storeErr(err error) error {
 // nil, a *FailedLeadsError, ErrInterrupted, or the error that stopped it.
 func Run(ctx context.Context, o Options, req Request) (*Report, error) {
 	o = o.withDefaults()
-	r := &run{o: o, req: req, id: newRunID(o.Now())}
-	r.log = o.Logger.With("run_id", r.id)
+	r := &run{o: o, req: req, id: o.RunID, log: o.Logger}
+	if r.id == "" {
+		r.id = NewRunID(o.Now())
+		r.log = o.Logger.With("run_id", r.id)
+	}
 	r.report = &Report{RunID: r.id, Command: o.Command, StartedAt: o.Now().UTC(), DryRun: req.DryRun, StepTotalsMS: map[string]int64{}}
 	start := time.Now()
 
@@ -287,7 +294,8 @@ func errString(err error) string {
 	return err.Error()
 }
 
-func newRunID(now time.Time) string {
+// NewRunID returns a run id: the start time and a random suffix.
+func NewRunID(now time.Time) string {
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	return now.UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b)

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestAuthCommands(t *testing.T) {
+	w := newWorld(t, fastFakes, fast)
+	w.login()
+
+	res := w.run("auth", "status")
+	if res.code != 0 || !strings.Contains(res.stdout, "expires") || !strings.Contains(res.stdout, "credentials work") {
+		t.Fatalf("auth status: exit %d\n%s\n%s", res.code, res.stdout, tail(res.stderr))
+	}
+	before := w.srv.Stats().OAuthRequests
+	if res := w.run("auth", "refresh"); res.code != 0 || !strings.Contains(res.stdout, "Refreshed") {
+		t.Fatalf("auth refresh: exit %d\n%s\n%s", res.code, res.stdout, tail(res.stderr))
+	}
+	if n := w.srv.Stats().OAuthRequests - before; n != 1 {
+		t.Errorf("auth refresh made %d token requests, want 1", n)
+	}
+	// The rotated pair is the one in use.
+	if res := w.run("auth", "status"); res.code != 0 {
+		t.Fatalf("auth status after refresh: exit %d\n%s", res.code, tail(res.stderr))
+	}
+}
+
+// Two processes find the access token dead at the same moment: the refresh
+// is serialised, one refresh token is spent, both go on.
+func TestTwoProcessesRefreshOnce(t *testing.T) {
+	w := newWorld(t, fastFakes, fast)
+	w.login()
+	w.srv.ExpireAccessTokens()
+	before := w.srv.Stats().OAuthRequests
+	var wg sync.WaitGroup
+	results := make([]result, 2)
+	for i := range results {
+		wg.Go(func() { results[i] = w.run("auth", "status") })
+	}
+	wg.Wait()
+	for i, res := range results {
+		if res.code != 0 {
+			t.Errorf("process %d: exit %d\n%s", i, res.code, tail(res.stderr))
+		}
+	}
+	if n := w.srv.Stats().OAuthRequests - before; n != 1 {
+		t.Errorf("%d token requests, want one refresh", n)
+	}
+}
+
+// A long-lived token is used as is; OPENAI_API_KEY fills llm.api_key.
+func TestLongLivedTokenAndEnvKey(t *testing.T) {
+	w := newWorld(t, fastFakes, func(c map[string]map[string]any) {
+		fast(c)
+		delete(c["kommo"], "client_id")
+		delete(c["kommo"], "client_secret")
+		delete(c["llm"], "api_key")
+	})
+	w.cfg["kommo"]["long_lived_token"] = w.srv.LongLivedToken()
+	w.writeConfig()
+	cmd := w.command("sweep", "--json")
+	cmd.Env = append(cmd.Env, "OPENAI_API_KEY="+w.srv.Options().LLMAPIKey)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("sweep: %v\n%s", err, out)
+	}
+	if w.srv.Stats().OAuthRequests != 0 {
+		t.Error("a long-lived token was refreshed")
+	}
+	assertNotes(t, w.srv, 1)
+	if res := w.run("auth", "refresh"); res.code != 2 || !strings.Contains(errorLine(t, res.stderr), "long_lived_token") {
+		t.Errorf("auth refresh with a long-lived token: exit %d, %q; want 2 naming kommo.long_lived_token", res.code, res.stderr)
+	}
+}
