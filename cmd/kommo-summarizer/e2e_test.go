@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -12,15 +14,6 @@ import (
 
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/kommotest"
 )
-
-// fast lifts the fakes' rate limits (and the client's pacing) for tests
-// that are not about pacing; the pacing tests keep Kommo's 7 requests/s.
-func fast(cfg map[string]map[string]any) {
-	cfg["kommo"]["requests_per_second"] = 40
-	cfg["chats"]["requests_per_second"] = 40
-}
-
-var fastFakes = kommotest.Options{Seed: 3, Leads: 14, RESTRateLimit: 50, ChatsRateLimit: 50}
 
 // The main job, end to end, at Kommo's real limit: sweep twice (the second
 // makes no LLM call and no write), add a message, sweep again (only that

@@ -37,6 +37,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// fast lifts the fakes' rate limits (and the client's pacing) for tests
+// that are not about pacing; the pacing tests keep Kommo's 7 requests/s.
+func fast(cfg map[string]map[string]any) {
+	cfg["kommo"]["requests_per_second"] = 40
+	cfg["chats"]["requests_per_second"] = 40
+}
+
+var fastFakes = kommotest.Options{Seed: 3, Leads: 14, RESTRateLimit: 50, ChatsRateLimit: 50}
+
 // world is one fake Kommo account, a config file pointing at it and a store.
 type world struct {
 	t       testing.TB
