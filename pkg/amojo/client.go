@@ -12,15 +12,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/httpx"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/pace"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/retry"
 )
@@ -117,18 +115,11 @@ func (c *Client) endpoint(q url.Values, segments ...string) *url.URL {
 	return &u
 }
 
-// answer is one HTTP exchange, read whole.
-type answer struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
 // do is the one request path: pacer, signed request, retry on 429, 5xx and
 // network errors, typed errors, JSON decoding into out. It returns the final
 // status; a 204 is not an error here.
 func (c *Client) do(ctx context.Context, method string, u *url.URL, body []byte, out any) (int, error) {
-	op := func() (*answer, error) {
+	op := func() (*httpx.Response, error) {
 		if err := c.pacer.Wait(ctx); err != nil {
 			return nil, retry.Permanent(err)
 		}
@@ -145,19 +136,19 @@ func (c *Client) do(ctx context.Context, method string, u *url.URL, body []byte,
 	if err != nil {
 		return 0, err
 	}
-	if a.status == http.StatusNoContent {
-		return a.status, nil
+	if a.Status == http.StatusNoContent {
+		return a.Status, nil
 	}
-	return a.status, decode(method, u, a, out)
+	return a.Status, decode(method, u, a, out)
 }
 
 // send signs and sends one attempt. The Date, and so the signature, is made
 // per attempt: a signature is valid 15 minutes from its Date, and retries can
 // take a while.
-func (c *Client) send(ctx context.Context, method string, u *url.URL, body []byte) (*answer, error) {
+func (c *Client) send(ctx context.Context, method string, u *url.URL, body []byte) (*httpx.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
 	if err != nil {
-		return nil, retry.Permanent(fmt.Errorf("amojo: %s %s: %w", method, cleanURL(u), err))
+		return nil, retry.Permanent(fmt.Errorf("amojo: %s %s: %w", method, httpx.CleanURL(u), err))
 	}
 	if body == nil {
 		req.Body, req.ContentLength, req.GetBody = http.NoBody, 0, nil
@@ -171,34 +162,22 @@ func (c *Client) send(ctx context.Context, method string, u *url.URL, body []byt
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "kommo-summarizer")
 
-	start := time.Now()
-	resp, err := c.hc.Do(req)
+	a, err := httpx.RoundTrip(c.hc, req, maxBody, c.log, "amojo request")
 	if err != nil {
-		c.log.Debug("amojo request", "method", method, "path", u.Path, "error", err, "duration", time.Since(start))
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // url.Error repeats the URL with its query; ours says it once
-		}
-		return nil, fmt.Errorf("amojo: %s %s: %w", method, cleanURL(u), err)
+		return nil, fmt.Errorf("amojo: %s %s: %w", method, httpx.CleanURL(u), err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	c.log.Debug("amojo request", "method", method, "path", u.Path, "status", resp.StatusCode, "duration", time.Since(start))
-	if err != nil {
-		return nil, fmt.Errorf("amojo: %s %s: read the answer: %w", method, cleanURL(u), err)
-	}
-	return &answer{status: resp.StatusCode, header: resp.Header, body: b}, nil
+	return a, nil
 }
 
 // checkResponse turns a non-2xx answer into an *Error, retryable for 429 and
 // 5xx only.
-func (c *Client) checkResponse(method string, u *url.URL, a *answer) error {
-	switch s := a.status; {
+func (c *Client) checkResponse(method string, u *url.URL, a *httpx.Response) error {
+	switch s := a.Status; {
 	case s >= 200 && s < 300:
 		return nil
 	case s == http.StatusTooManyRequests:
 		err := apiError(method, u, a)
-		if d := retryAfter(a.header); d > 0 {
+		if d := httpx.RetryAfter(a.Header, maxRetryAfter); d > 0 {
 			return retry.After(d, err)
 		}
 		return err
@@ -222,28 +201,10 @@ func (c *Client) notify(method string, u *url.URL) func(error, time.Duration) {
 	}
 }
 
-// retryAfter reads a Retry-After header (seconds or an HTTP date), capped.
-func retryAfter(h http.Header) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.Atoi(v); err == nil {
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = time.Until(t)
-	}
-	if d <= 0 {
-		return 0
-	}
-	return min(d, maxRetryAfter)
-}
-
 // apiError builds the *Error of a non-2xx answer.
-func apiError(method string, u *url.URL, a *answer) *Error {
-	e := &Error{Method: method, URL: cleanURL(u), Status: a.status}
-	body := bytes.TrimSpace(a.body)
+func apiError(method string, u *url.URL, a *httpx.Response) *Error {
+	e := &Error{Method: method, URL: httpx.CleanURL(u), Status: a.Status}
+	body := bytes.TrimSpace(a.Body)
 	if len(body) == 0 {
 		return e
 	}
@@ -257,30 +218,19 @@ func apiError(method string, u *url.URL, a *answer) *Error {
 		}
 		return e
 	}
-	e.Body = snippet(body)
+	e.Body = httpx.Snippet(body)
 	return e
 }
 
 // decode reads a 2xx JSON answer into out; anything else (an HTML page from
 // a proxy) is an *Error rather than an empty result.
-func decode(method string, u *url.URL, a *answer, out any) error {
-	ct := a.header.Get("Content-Type")
-	mt, _, _ := mime.ParseMediaType(ct)
-	if ct != "" && mt != "application/json" && !strings.HasSuffix(mt, "+json") {
-		if mt == "" {
-			mt = ct
-		}
-		return &Error{Method: method, URL: cleanURL(u), Status: a.status, ContentType: mt, Body: snippet(a.body)}
+func decode(method string, u *url.URL, a *httpx.Response, out any) error {
+	mt, ok := httpx.JSONContent(a.Header)
+	if !ok {
+		return &Error{Method: method, URL: httpx.CleanURL(u), Status: a.Status, ContentType: mt, Body: httpx.Snippet(a.Body)}
 	}
-	if err := json.Unmarshal(a.body, out); err != nil {
-		return &Error{Method: method, URL: cleanURL(u), Status: a.status, ContentType: mt, Description: err.Error(), Body: snippet(a.body)}
+	if err := json.Unmarshal(a.Body, out); err != nil {
+		return &Error{Method: method, URL: httpx.CleanURL(u), Status: a.Status, ContentType: mt, Description: err.Error(), Body: httpx.Snippet(a.Body)}
 	}
 	return nil
-}
-
-// cleanURL is u without query, fragment or user info: what errors show.
-func cleanURL(u *url.URL) string {
-	v := *u
-	v.RawQuery, v.Fragment, v.RawFragment, v.User, v.ForceQuery = "", "", "", nil, false
-	return v.String()
 }

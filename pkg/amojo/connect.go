@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/httpx"
 )
 
 // connectRequest is the body of a connect call; its field order is the one
@@ -44,7 +46,7 @@ func (c *Client) Connect(ctx context.Context, channelID, amojoAccountID, title s
 		return "", err
 	}
 	if status == http.StatusNoContent || out.ScopeID == "" {
-		return "", fmt.Errorf("amojo: POST %s: %d: the answer has no scope_id", cleanURL(u), status)
+		return "", fmt.Errorf("amojo: POST %s: %d: the answer has no scope_id", httpx.CleanURL(u), status)
 	}
 	return out.ScopeID, nil
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // ErrSignature is matched (errors.Is) by the *Error of a 403: the Chats API
@@ -97,23 +96,4 @@ func (b errorBody) code() (int, bool) {
 	raw := strings.Trim(string(b.Code), `"`)
 	n, err := strconv.Atoi(raw)
 	return n, err == nil
-}
-
-const snippetLen = 200
-
-// snippet returns the start of body on one line, cut on a rune boundary.
-func snippet(body []byte) string {
-	s := body
-	if len(s) > snippetLen {
-		cut := snippetLen
-		for i := 0; i < utf8.UTFMax-1 && cut > 0 && !utf8.RuneStart(body[cut]); i++ {
-			cut--
-		}
-		s = s[:cut]
-	}
-	out := strings.Join(strings.Fields(strings.ToValidUTF8(string(s), "?")), " ")
-	if len(body) > len(s) {
-		out += "…"
-	}
-	return out
 }

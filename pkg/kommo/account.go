@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/httpx"
 )
 
 // Account is the Kommo account the token belongs to.
@@ -31,7 +33,7 @@ func (c *Client) Account(ctx context.Context, with ...string) (*Account, error) 
 		return nil, err
 	}
 	if status == http.StatusNoContent {
-		return nil, &Error{Method: http.MethodGet, URL: cleanURL(c.endpoint("/api/v4/account", nil)), Status: status}
+		return nil, &Error{Method: http.MethodGet, URL: httpx.CleanURL(c.endpoint("/api/v4/account", nil)), Status: status}
 	}
 	return &a, nil
 }

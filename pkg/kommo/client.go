@@ -14,15 +14,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/httpx"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/pace"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/retry"
 )
@@ -179,10 +178,8 @@ const (
 
 // answer is one HTTP exchange, read whole.
 type answer struct {
-	status int
-	header http.Header
-	body   []byte
-	token  string // the bearer that was sent, for Refresh after a 401
+	httpx.Response
+	token string // the bearer that was sent, for Refresh after a 401
 }
 
 // transportError is a request that got no HTTP answer.
@@ -216,14 +213,14 @@ func (c *Client) do(ctx context.Context, method string, u *url.URL, in any, mode
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return 0, fmt.Errorf("kommo: %s %s: encode the request: %w", method, cleanURL(u), err)
+			return 0, fmt.Errorf("kommo: %s %s: encode the request: %w", method, httpx.CleanURL(u), err)
 		}
 		body = b
 	}
 	refreshed := false
 	op := func() (*answer, error) {
 		a, err := c.send(ctx, method, u, body, "")
-		if err == nil && a.status == http.StatusUnauthorized && !refreshed {
+		if err == nil && a.Status == http.StatusUnauthorized && !refreshed {
 			refreshed = true
 			fresh, rerr := c.tokens.Refresh(ctx, a.token)
 			if rerr != nil {
@@ -240,10 +237,10 @@ func (c *Client) do(ctx context.Context, method string, u *url.URL, in any, mode
 	if err != nil {
 		return 0, err
 	}
-	if a.status == http.StatusNoContent {
-		return a.status, nil
+	if a.Status == http.StatusNoContent {
+		return a.Status, nil
 	}
-	return a.status, decode(method, u, a, out)
+	return a.Status, decode(method, u, a, out)
 }
 
 func refreshError(err error) error {
@@ -295,7 +292,7 @@ func (c *Client) newRequest(ctx context.Context, method string, u *url.URL, body
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), r)
 	if err != nil {
-		return nil, fmt.Errorf("kommo: %s %s: %w", method, cleanURL(u), err)
+		return nil, fmt.Errorf("kommo: %s %s: %w", method, httpx.CleanURL(u), err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Accept", "application/json")
@@ -311,25 +308,14 @@ func (c *Client) newRequest(ctx context.Context, method string, u *url.URL, body
 
 // roundTrip sends req and reads the whole answer, logging one debug line.
 // The line has the path only: the query holds nothing secret today, but the
-// path is all a reader of the log needs.
+// path is all a reader of the log needs. A failed exchange is a
+// *transportError.
 func roundTrip(hc *http.Client, log *slog.Logger, req *http.Request) (*answer, error) {
-	start := time.Now()
-	resp, err := hc.Do(req)
+	r, err := httpx.RoundTrip(hc, req, maxBody, log, "kommo request")
 	if err != nil {
-		log.Debug("kommo request", "method", req.Method, "path", req.URL.Path, "error", err, "duration", time.Since(start))
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // url.Error repeats the URL with its query; ours says it once
-		}
-		return nil, &transportError{method: req.Method, url: cleanURL(req.URL), err: err}
+		return nil, &transportError{method: req.Method, url: httpx.CleanURL(req.URL), err: err}
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
-	log.Debug("kommo request", "method", req.Method, "path", req.URL.Path, "status", resp.StatusCode, "duration", time.Since(start))
-	if err != nil {
-		return nil, &transportError{method: req.Method, url: cleanURL(req.URL), err: fmt.Errorf("read the answer: %w", err)}
-	}
-	return &answer{status: resp.StatusCode, header: resp.Header, body: body}, nil
+	return &answer{Response: *r}, nil
 }
 
 // classifySendError decides whether a request that got no answer may be sent
@@ -351,7 +337,7 @@ func (c *Client) classifySendError(ctx context.Context, err error, mode retryMod
 // checkResponse turns a non-2xx answer into a typed error, marked permanent
 // or retryable for this call's mode.
 func (c *Client) checkResponse(method string, u *url.URL, a *answer, mode retryMode) error {
-	s := a.status
+	s := a.Status
 	switch {
 	case s >= 200 && s < 300:
 		return nil
@@ -359,8 +345,8 @@ func (c *Client) checkResponse(method string, u *url.URL, a *answer, mode retryM
 		c.mu.Lock()
 		c.last429 = c.now()
 		c.mu.Unlock()
-		err := &RateLimitError{Method: method, URL: cleanURL(u)}
-		if d := retryAfter(a.header); d > 0 {
+		err := &RateLimitError{Method: method, URL: httpx.CleanURL(u)}
+		if d := httpx.RetryAfter(a.Header, maxRetryAfter); d > 0 {
 			return retry.After(d, err)
 		}
 		return err
@@ -388,7 +374,7 @@ func (c *Client) block(method string, u *url.URL) *IPBlockedError {
 	if c.last429.IsZero() || c.now().Sub(c.last429) > ipBlockWindow {
 		return nil
 	}
-	c.blocked = &IPBlockedError{Method: method, URL: cleanURL(u)}
+	c.blocked = &IPBlockedError{Method: method, URL: httpx.CleanURL(u)}
 	c.log.Error("kommo blocked this IP: no more requests will be sent", "method", method, "path", u.Path)
 	return c.blocked
 }
@@ -424,29 +410,11 @@ func retryLogger(log *slog.Logger, method string, u *url.URL) func(error, time.D
 	}
 }
 
-// retryAfter reads a Retry-After header (seconds or an HTTP date), capped.
-func retryAfter(h http.Header) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	var d time.Duration
-	if n, err := strconv.Atoi(v); err == nil {
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = time.Until(t)
-	}
-	if d <= 0 {
-		return 0
-	}
-	return min(d, maxRetryAfter)
-}
-
 // apiError builds the *Error of a non-2xx answer, decoding problem+json
 // when the body is JSON and keeping a snippet when it is not.
 func apiError(method string, u *url.URL, a *answer) *Error {
-	e := &Error{Method: method, URL: cleanURL(u), Status: a.status}
-	body := bytes.TrimSpace(a.body)
+	e := &Error{Method: method, URL: httpx.CleanURL(u), Status: a.Status}
+	body := bytes.TrimSpace(a.Body)
 	if len(body) == 0 {
 		return e
 	}
@@ -456,7 +424,7 @@ func apiError(method string, u *url.URL, a *answer) *Error {
 		e.Title, e.Detail, e.Type, e.Hint, e.ValidationErrors = p.Title, p.Detail, p.Type, p.Hint, p.ValidationErrors
 		return e
 	}
-	e.Body = snippet(body)
+	e.Body = httpx.Snippet(body)
 	return e
 }
 
@@ -464,31 +432,20 @@ func apiError(method string, u *url.URL, a *answer) *Error {
 // application/hal+json; a proxy or a maintenance page answers HTML with a
 // 200, which must not pass for an empty result.
 func decode(method string, u *url.URL, a *answer, out any) error {
-	ct := a.header.Get("Content-Type")
-	mt, _, _ := mime.ParseMediaType(ct)
-	if ct != "" && mt != "application/json" && !strings.HasSuffix(mt, "+json") {
-		if mt == "" {
-			mt = ct
-		}
-		return &Error{Method: method, URL: cleanURL(u), Status: a.status, ContentType: mt, Body: snippet(a.body)}
+	mt, ok := httpx.JSONContent(a.Header)
+	if !ok {
+		return &Error{Method: method, URL: httpx.CleanURL(u), Status: a.Status, ContentType: mt, Body: httpx.Snippet(a.Body)}
 	}
 	var err error
 	if out == nil {
-		if !json.Valid(a.body) {
+		if !json.Valid(a.Body) {
 			err = errors.New("invalid JSON")
 		}
 	} else {
-		err = json.Unmarshal(a.body, out)
+		err = json.Unmarshal(a.Body, out)
 	}
 	if err != nil {
-		return &Error{Method: method, URL: cleanURL(u), Status: a.status, ContentType: mt, Detail: err.Error(), Body: snippet(a.body)}
+		return &Error{Method: method, URL: httpx.CleanURL(u), Status: a.Status, ContentType: mt, Detail: err.Error(), Body: httpx.Snippet(a.Body)}
 	}
 	return nil
-}
-
-// cleanURL is u without query, fragment or user info: what errors show.
-func cleanURL(u *url.URL) string {
-	v := *u
-	v.RawQuery, v.Fragment, v.RawFragment, v.User, v.ForceQuery = "", "", "", nil, false
-	return v.String()
 }

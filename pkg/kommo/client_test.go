@@ -518,17 +518,6 @@ func TestNonJSON2xxIsAnError(t *testing.T) {
 	}
 }
 
-func TestSnippetIsShortAndOneLine(t *testing.T) {
-	long := strings.Repeat("é", 150) + "\nmore"
-	s := snippet([]byte(long))
-	if strings.Contains(s, "\n") || !strings.HasSuffix(s, "…") || len(s) > snippetLen+len("…") {
-		t.Errorf("snippet = %q", s)
-	}
-	if !strings.HasPrefix(s, "ééé") || strings.ContainsRune(s, '\uFFFD') || strings.Contains(s, "?") {
-		t.Errorf("snippet cut a rune: %q", s)
-	}
-}
-
 func TestPacerWaitsBeforeEveryAttempt(t *testing.T) {
 	// 10/s spaces attempts about 104 ms apart; the bound below is half that,
 	// so only a missing Wait (a gap near zero) can fail it.

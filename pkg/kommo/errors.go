@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // ErrNotFound is matched (errors.Is) by an *Error with status 404, and by the
@@ -173,24 +172,4 @@ type IPBlockedError struct {
 
 func (e *IPBlockedError) Error() string {
 	return "kommo blocked this IP after repeated 429 answers (403 on " + e.Method + " " + e.URL + "): stop and wait before the next run"
-}
-
-// snippetLen is how much of a non-JSON body an error keeps.
-const snippetLen = 200
-
-// snippet returns the start of body on one line, cut on a rune boundary.
-func snippet(body []byte) string {
-	s := body
-	if len(s) > snippetLen {
-		cut := snippetLen
-		for i := 0; i < utf8.UTFMax-1 && cut > 0 && !utf8.RuneStart(body[cut]); i++ {
-			cut--
-		}
-		s = s[:cut]
-	}
-	out := strings.Join(strings.Fields(strings.ToValidUTF8(string(s), "?")), " ")
-	if len(body) > len(s) {
-		out += "…"
-	}
-	return out
 }

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/httpx"
 )
 
 // Closed lead statuses, the same in every pipeline.
@@ -149,15 +151,15 @@ func (c *Client) Leads(ctx context.Context, q LeadsQuery) iter.Seq2[*Lead, error
 func (c *Client) nextPage(cur *url.URL, href string) (*url.URL, error) {
 	ref, err := url.Parse(href)
 	if err != nil {
-		return nil, fmt.Errorf("kommo: GET %s: the next page link %q is not a URL", cleanURL(cur), href)
+		return nil, fmt.Errorf("kommo: GET %s: the next page link %q is not a URL", httpx.CleanURL(cur), href)
 	}
 	next := cur.ResolveReference(ref)
 	if next.Scheme != c.base.Scheme || next.Host != c.base.Host {
 		return nil, fmt.Errorf("kommo: GET %s: the next page link points to %s://%s, not to kommo.base_url %s://%s",
-			cleanURL(cur), next.Scheme, next.Host, c.base.Scheme, c.base.Host)
+			httpx.CleanURL(cur), next.Scheme, next.Host, c.base.Scheme, c.base.Host)
 	}
 	if next.String() == cur.String() {
-		return nil, fmt.Errorf("kommo: GET %s: the next page link points to the same page", cleanURL(cur))
+		return nil, fmt.Errorf("kommo: GET %s: the next page link points to the same page", httpx.CleanURL(cur))
 	}
 	return next, nil
 }
@@ -178,7 +180,7 @@ func (c *Client) Lead(ctx context.Context, id int64, with ...string) (*Lead, err
 		return nil, err
 	}
 	if status == http.StatusNoContent {
-		return nil, &Error{Method: http.MethodGet, URL: cleanURL(u), Status: status}
+		return nil, &Error{Method: http.MethodGet, URL: httpx.CleanURL(u), Status: status}
 	}
 	return &l, nil
 }

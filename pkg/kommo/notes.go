@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/httpx"
 )
 
 // defaultNotesLimit is what LeadNotes asks for when the query says nothing.
@@ -64,7 +66,7 @@ func (c *Client) AddLeadNotes(ctx context.Context, notes []NewNote) ([]Note, err
 	}
 	if status == http.StatusNoContent {
 		// Not an *Error: a 204 *Error means "not found", and this is not that.
-		return nil, fmt.Errorf("kommo: POST %s: 204 No Content: Kommo answered without the created notes", cleanURL(u))
+		return nil, fmt.Errorf("kommo: POST %s: 204 No Content: Kommo answered without the created notes", httpx.CleanURL(u))
 	}
 	return inRequestOrder(notes, page.Embedded.Notes), nil
 }

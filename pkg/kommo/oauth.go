@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/httpx"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/pace"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/retry"
 )
@@ -111,12 +112,12 @@ func (a OAuthApp) token(ctx context.Context, grant map[string]string) (*TokenRes
 			}
 			return nil, retry.Permanent(err)
 		}
-		switch s := ans.status; {
+		switch s := ans.Status; {
 		case s >= 200 && s < 300:
 			return ans, nil
 		case s == http.StatusTooManyRequests:
-			err := &RateLimitError{Method: method, URL: cleanURL(&u)}
-			if d := retryAfter(ans.header); d > 0 {
+			err := &RateLimitError{Method: method, URL: httpx.CleanURL(&u)}
+			if d := httpx.RetryAfter(ans.Header, maxRetryAfter); d > 0 {
 				return nil, retry.After(d, err)
 			}
 			return nil, err
@@ -135,7 +136,7 @@ func (a OAuthApp) token(ctx context.Context, grant map[string]string) (*TokenRes
 		return nil, err
 	}
 	if t.AccessToken == "" {
-		return nil, fmt.Errorf("kommo: %s %s: %d: the answer has no access_token", method, cleanURL(&u), ans.status)
+		return nil, fmt.Errorf("kommo: %s %s: %d: the answer has no access_token", method, httpx.CleanURL(&u), ans.Status)
 	}
 	return &t, nil
 }
