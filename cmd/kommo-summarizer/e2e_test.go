@@ -431,3 +431,24 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// Partial runs: --lead-ids does exactly those leads (an unknown id is a
+// failure that names it), --limit stops after N leads.
+func TestPartialRuns(t *testing.T) {
+	w := newWorld(t, fastFakes, fast)
+	w.login()
+	open := w.srv.OpenLeadsWithChats()
+	a, b := open[0].ID, open[1].ID
+	rep, res := w.sweep("--lead-ids", itoa(a)+","+itoa(b)+",999")
+	if res.code != 3 || rep.Summarized != 2 || rep.Failed != 1 || rep.Failures[0].LeadID != 999 {
+		t.Fatalf("--lead-ids: exit %d, summarized %d, failures %+v; want 3, 2, lead 999", res.code, rep.Summarized, rep.Failures)
+	}
+	if n := len(w.srv.AllNotes()); n != 2 {
+		t.Errorf("--lead-ids wrote %d notes, want 2", n)
+	}
+	rep, res = w.sweep("--limit", "3")
+	done := rep.Summarized + rep.SkippedUnchanged + rep.SkippedNoChats + rep.Failed
+	if res.code != 0 || done != 3 {
+		t.Fatalf("--limit 3: exit %d, %d leads done (%+v)", res.code, done, rep)
+	}
+}

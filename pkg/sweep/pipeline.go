@@ -68,15 +68,16 @@ func (r *run) execute(parent context.Context) error {
 	fetched := make(chan *leadWork, r.o.LLMWorkers)
 	written := make(chan writeItem, r.o.BatchSize)
 
-	var listErr error
 	go func() {
-		listErr = r.list(ctx, leads)
-		if listErr != nil && ctx.Err() == nil {
-			abort(listErr)
+		// Abort before closing: the stages must not drain and finish as if
+		// the listing had ended well.
+		if err := r.list(ctx, leads); err != nil && ctx.Err() == nil {
+			abort(err)
 		}
+		close(leads)
 	}()
 
-	var fetchWG, llmWG, writeWG sync.WaitGroup
+	var fetchWG, llmWG sync.WaitGroup
 	for range r.o.FetchWorkers {
 		fetchWG.Go(func() {
 			for lead := range leads {
@@ -105,8 +106,7 @@ func (r *run) execute(parent context.Context) error {
 	}
 	go func() { llmWG.Wait(); close(written) }()
 
-	writeWG.Go(func() { r.writer(wctx, written, abort) })
-	writeWG.Wait()
+	r.writer(wctx, written, abort)
 
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		return cause
@@ -120,9 +120,8 @@ func (r *run) execute(parent context.Context) error {
 	return nil
 }
 
-// list streams the leads of the run into out.
+// list streams the leads of the run into out; the caller closes it.
 func (r *run) list(ctx context.Context, out chan<- *kommo.Lead) error {
-	defer close(out)
 	send := func(l *kommo.Lead) bool {
 		select {
 		case out <- l:
@@ -155,15 +154,16 @@ func (r *run) list(ctx context.Context, out chan<- *kommo.Lead) error {
 		return nil
 	}
 
-	q := kommo.LeadsQuery{With: []string{"contacts"}}
-	queries := []kommo.LeadsQuery{q}
+	// --lead-ids asks for those leads in chunks; seen (only then) tells
+	// which ids Kommo does not know.
+	queries := []kommo.LeadsQuery{{With: []string{"contacts"}}}
+	var seen map[int64]bool
 	if len(r.req.LeadIDs) > 0 {
-		queries = nil
+		queries, seen = nil, map[int64]bool{}
 		for chunk := range slices.Chunk(r.req.LeadIDs, 50) {
 			queries = append(queries, kommo.LeadsQuery{With: []string{"contacts"}, IDs: chunk})
 		}
 	}
-	seen := map[int64]bool{}
 	sent := 0
 	for _, q := range queries {
 		t0 := time.Now()
@@ -173,8 +173,9 @@ func (r *run) list(ctx context.Context, out chan<- *kommo.Lead) error {
 			}
 			r.step("list leads", 0, time.Since(t0))
 			r.count(func(rep *Report) { rep.LeadsScanned++ })
-			seen[lead.ID] = true
-			if lead.Closed() && len(r.req.LeadIDs) == 0 {
+			if seen != nil {
+				seen[lead.ID] = true
+			} else if lead.Closed() {
 				t0 = time.Now()
 				continue
 			}
