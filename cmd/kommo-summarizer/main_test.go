@@ -137,19 +137,20 @@ func (w *world) run(args ...string) result {
 
 // report is the part of the JSON run report the tests read.
 type report struct {
-	RunID                string `json:"run_id"`
-	LeadsScanned         int    `json:"leads_scanned"`
-	ConversationsChecked int    `json:"conversations_checked"`
-	Summarized           int    `json:"summarized"`
-	SkippedUnchanged     int    `json:"skipped_unchanged"`
-	SkippedNoChats       int    `json:"skipped_no_chats"`
-	Failed               int    `json:"failed"`
-	Recovered            int    `json:"recovered"`
-	LLMCalls             int    `json:"llm_calls"`
-	PromptTokens         int64  `json:"prompt_tokens"`
-	CompletionTokens     int64  `json:"completion_tokens"`
-	DurationMS           int64  `json:"duration_ms"`
-	Interrupted          bool   `json:"interrupted"`
+	RunID                string  `json:"run_id"`
+	LeadsScanned         int     `json:"leads_scanned"`
+	ConversationsChecked int     `json:"conversations_checked"`
+	Summarized           int     `json:"summarized"`
+	SkippedUnchanged     int     `json:"skipped_unchanged"`
+	SkippedNoChats       int     `json:"skipped_no_chats"`
+	Failed               int     `json:"failed"`
+	Recovered            int     `json:"recovered"`
+	LLMCalls             int     `json:"llm_calls"`
+	PromptTokens         int64   `json:"prompt_tokens"`
+	CompletionTokens     int64   `json:"completion_tokens"`
+	DurationMS           int64   `json:"duration_ms"`
+	PeakRSSMiB           float64 `json:"peak_rss_mib"`
+	Interrupted          bool    `json:"interrupted"`
 	Failures             []struct {
 		LeadID int64  `json:"lead_id"`
 		Error  string `json:"error"`

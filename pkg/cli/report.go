@@ -46,6 +46,9 @@ func printReport(w io.Writer, rep *sweep.Report, asJSON bool) error {
 	row("LLM calls", rep.LLMCalls)
 	row("tokens", fmt.Sprintf("%d prompt + %d completion", rep.PromptTokens, rep.CompletionTokens))
 	row("estimated cost", fmt.Sprintf("$%.4f", rep.EstimatedCostUSD))
+	if rep.PeakRSSMiB > 0 {
+		row("peak memory", fmt.Sprintf("%.1f MiB", rep.PeakRSSMiB))
+	}
 	if s := rep.SlowestStep; s != nil {
 		lead := ""
 		if s.LeadID != 0 {

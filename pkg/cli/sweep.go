@@ -112,6 +112,9 @@ func runSweep(ctx context.Context, a *app, opts *sweepOptions) error {
 	req := sweep.Request{LeadIDs: opts.LeadIDs, Limit: opts.Limit, Force: opts.Force, DryRun: opts.DryRun, Single: opts.Command == "summarize"}
 	rep, runErr := sweep.Run(ctx, so, req)
 	_ = bar.Finish()
+	if rep != nil {
+		rep.PeakRSSMiB = peakRSSMiB()
+	}
 	if rep != nil && rep.RunID != "" && (rep.LeadsScanned > 0 || runErr == nil || rep.Interrupted) {
 		if err := printReport(opts.IO.Out, rep, opts.JSON); err != nil {
 			return err

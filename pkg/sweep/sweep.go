@@ -184,6 +184,7 @@ type Report struct {
 	CompletionTokens     int64            `json:"completion_tokens"`
 	EstimatedCostUSD     float64          `json:"estimated_cost_usd"`
 	DurationMS           int64            `json:"duration_ms"`
+	PeakRSSMiB           float64          `json:"peak_rss_mib,omitempty"` // filled in by the command`
 	SlowestStep          *Step            `json:"slowest_step,omitempty"`
 	StepTotalsMS         map[string]int64 `json:"step_totals_ms"`
 	Interrupted          bool             `json:"interrupted,omitempty"`
