@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/kommotest"
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/sweep"
 )
 
 // binPath is the kommo-summarizer binary built once for these tests: they
@@ -135,32 +136,8 @@ func (w *world) run(args ...string) result {
 	return result{out.String(), errb.String(), code}
 }
 
-// report is the part of the JSON run report the tests read.
-type report struct {
-	RunID                string  `json:"run_id"`
-	LeadsScanned         int     `json:"leads_scanned"`
-	ConversationsChecked int     `json:"conversations_checked"`
-	Summarized           int     `json:"summarized"`
-	SkippedUnchanged     int     `json:"skipped_unchanged"`
-	SkippedNoChats       int     `json:"skipped_no_chats"`
-	Failed               int     `json:"failed"`
-	Recovered            int     `json:"recovered"`
-	LLMCalls             int     `json:"llm_calls"`
-	PromptTokens         int64   `json:"prompt_tokens"`
-	CompletionTokens     int64   `json:"completion_tokens"`
-	DurationMS           int64   `json:"duration_ms"`
-	PeakRSSMiB           float64 `json:"peak_rss_mib"`
-	Interrupted          bool    `json:"interrupted"`
-	Failures             []struct {
-		LeadID int64  `json:"lead_id"`
-		Error  string `json:"error"`
-	} `json:"failures"`
-	Leads []struct {
-		LeadID  int64  `json:"lead_id"`
-		Outcome string `json:"outcome"`
-		Summary string `json:"summary"`
-	} `json:"leads"`
-}
+// report is the run report the binary prints with --json.
+type report = sweep.Report
 
 func (w *world) sweep(args ...string) (report, result) {
 	w.t.Helper()
