@@ -111,7 +111,6 @@ environment variables (OPENAI_API_KEY for llm.api_key).
 	root.PersistentFlags().StringVar(&g.LogFormat, "log-format", "", "auto, json or text (default: log.format; auto = json unless stderr is a terminal)")
 	root.PersistentFlags().BoolVarP(&g.Quiet, "quiet", "q", false, "no progress bar")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err.Error()} })
-	root.SetHelpTemplate(root.HelpTemplate())
 
 	root.AddCommand(
 		newSweepCmd(io, g, nil),
