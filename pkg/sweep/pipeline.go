@@ -2,7 +2,6 @@ package sweep
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,8 +13,6 @@ import (
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/store"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/summarize"
 )
-
-func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
 // leadWork travels down the pipeline, one per lead.
 type leadWork struct {

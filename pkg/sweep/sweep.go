@@ -18,6 +18,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -278,7 +279,7 @@ func Run(ctx context.Context, o Options, req Request) (*Report, error) {
 		case err != nil:
 			status = "error"
 		}
-		body, _ := jsonMarshal(rep)
+		body, _ := json.Marshal(rep)
 		if ferr := o.DB.FinishRun(context.WithoutCancel(ctx), r.id, status, o.ExitCode(err), body); ferr != nil {
 			r.log.Error("could not record the run", "err", ferr)
 		}
