@@ -96,11 +96,13 @@ const (
 	OutcomeRecovered  = "recovered"         // an earlier run's summary was settled
 	OutcomeUnchanged  = "skipped_unchanged" // nothing new since the last summary
 	OutcomeNoChats    = "skipped_no_chats"  // no chat with messages
+	OutcomeNoText     = "skipped_no_text"   // chats of only pictures, voice and files
+	OutcomeBusy       = "skipped_busy"      // another process summarised this change
 	OutcomeFailed     = "failed"
 	OutcomeDryRun     = "dry_run"
 )
 
-var outcomes = []string{OutcomeSummarized, OutcomeRecovered, OutcomeUnchanged, OutcomeNoChats, OutcomeFailed, OutcomeDryRun}
+var outcomes = []string{OutcomeSummarized, OutcomeRecovered, OutcomeUnchanged, OutcomeNoChats, OutcomeNoText, OutcomeBusy, OutcomeFailed, OutcomeDryRun}
 
 // LeadResult is what one run did with one lead.
 type LeadResult struct {
