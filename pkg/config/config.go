@@ -28,6 +28,8 @@ type Config struct {
 	Store   Store   `mapstructure:"store"`
 	Summary Summary `mapstructure:"summary"`
 	Sweep   Sweep   `mapstructure:"sweep"`
+	Serve   Serve   `mapstructure:"serve"`
+	Bot     Bot     `mapstructure:"bot"`
 	Log     Log     `mapstructure:"log"`
 }
 
@@ -93,6 +95,29 @@ type Sweep struct {
 	LockStaleAfter time.Duration `mapstructure:"lock_stale_after"`
 }
 
+// Serve is the HTTP server that takes Kommo's webhooks and Salesbot's
+// widget_request.
+type Serve struct {
+	Listen        string `mapstructure:"listen"`
+	PublicURL     string `mapstructure:"public_url"`
+	WebhookSecret string `mapstructure:"webhook_secret"`
+	AdminToken    string `mapstructure:"admin_token"`
+	// CloseDebounce is how long after a closed chat's last event its lead
+	// is summarised.
+	CloseDebounce time.Duration `mapstructure:"close_debounce"`
+	MaxBodyBytes  int64         `mapstructure:"max_body_bytes"`
+	// MessageRetention is how long the message log keeps a message.
+	MessageRetention time.Duration `mapstructure:"message_retention"`
+}
+
+// Bot is the Salesbot AI reply.
+type Bot struct {
+	InstructionsFile string        `mapstructure:"instructions_file"`
+	HandoffKeywords  []string      `mapstructure:"handoff_keywords"`
+	HandoffQuiet     time.Duration `mapstructure:"handoff_quiet"`
+	FallbackText     string        `mapstructure:"fallback_text"`
+}
+
 // Log sets the slog output on stderr.
 type Log struct {
 	Level  string `mapstructure:"level"`
@@ -138,6 +163,17 @@ func Default() Config {
 			FetchWorkers:   4,
 			LockStaleAfter: 2 * time.Minute,
 		},
+		Serve: Serve{
+			Listen:           "127.0.0.1:8080",
+			CloseDebounce:    2 * time.Minute,
+			MaxBodyBytes:     1 << 20,
+			MessageRetention: 90 * 24 * time.Hour,
+		},
+		Bot: Bot{
+			HandoffKeywords: []string{"operator", "manager", "human", "real person", "оператор", "менеджер", "живой человек", "человек"},
+			HandoffQuiet:    24 * time.Hour,
+			FallbackText:    "Thank you! A manager will answer you shortly",
+		},
 		Log: Log{Level: "info", Format: "auto"},
 	}
 }
@@ -172,6 +208,8 @@ const (
 	NeedLLM
 	// NeedStore: store.path.
 	NeedStore
+	// NeedServe: serve.webhook_secret and a valid serve.listen.
+	NeedServe
 
 	// NeedAll is what a full sweep uses.
 	NeedAll = NeedKommo | NeedOAuthApp | NeedChats | NeedLLM | NeedStore
@@ -189,7 +227,7 @@ var (
 // in config.example.yaml), as an *Error. Values are always checked; need
 // decides which keys must be set.
 func (c *Config) Validate(need Need) error {
-	for _, check := range []func(Need) *Error{c.validateKommo, c.validateChats, c.validateLLM, c.validateRest} {
+	for _, check := range []func(Need) *Error{c.validateKommo, c.validateChats, c.validateLLM, c.validateRest, c.validateServe} {
 		if err := check(need); err != nil {
 			return err
 		}
@@ -331,6 +369,48 @@ func (c *Config) validateRest(need Need) *Error {
 		return problem("log.level", "must be one of %s", strings.Join(logLevels, ", "))
 	case !slices.Contains(logFormats, c.Log.Format):
 		return problem("log.format", "must be one of %s", strings.Join(logFormats, ", "))
+	}
+	return nil
+}
+
+// MinWebhookSecret is the shortest serve.webhook_secret accepted: the secret
+// in the webhook path is the only thing that tells Kommo's unsigned
+// deliveries from anyone else's.
+const MinWebhookSecret = 16
+
+func (c *Config) validateServe(need Need) *Error {
+	s := c.Serve
+	if need&NeedServe != 0 {
+		switch {
+		case s.WebhookSecret == "":
+			return problem("serve.webhook_secret", "required: a random string of at least %d characters (openssl rand -hex 16)", MinWebhookSecret)
+		case len(s.WebhookSecret) < MinWebhookSecret:
+			return problem("serve.webhook_secret", "must be at least %d characters (openssl rand -hex 16)", MinWebhookSecret)
+		}
+		if _, _, err := net.SplitHostPort(s.Listen); err != nil {
+			return problem("serve.listen", "must be host:port like 127.0.0.1:8080")
+		}
+	}
+	if strings.ContainsAny(s.WebhookSecret, "/?#% ") {
+		return problem("serve.webhook_secret", "must not contain '/', '?', '#', '%%' or spaces: it is part of a URL path")
+	}
+	if s.PublicURL != "" {
+		if err := checkURL("serve.public_url", s.PublicURL); err != nil {
+			return err
+		}
+	}
+	if s.AdminToken != "" && len(s.AdminToken) < MinWebhookSecret {
+		return problem("serve.admin_token", "must be at least %d characters", MinWebhookSecret)
+	}
+	switch {
+	case s.CloseDebounce < time.Second:
+		return problem("serve.close_debounce", "must be at least 1s")
+	case s.MaxBodyBytes < 1024:
+		return problem("serve.max_body_bytes", "must be at least 1024")
+	case s.MessageRetention < time.Hour:
+		return problem("serve.message_retention", "must be at least 1h")
+	case c.Bot.HandoffQuiet < 0:
+		return problem("bot.handoff_quiet", "must not be negative")
 	}
 	return nil
 }
