@@ -75,7 +75,7 @@ func build(ctx context.Context, io IO, cfg *config.Config, need config.Need, log
 			return nil, &config.Error{Key: "kommo.base_url", Problem: err.Error()}
 		}
 	}
-	if need&config.NeedChats != 0 {
+	if need&config.NeedChats != 0 || cfg.ChatsEnabled() {
 		if err := a.buildChats(ctx); err != nil {
 			a.Close()
 			return nil, err
@@ -130,22 +130,28 @@ func (a *app) buildLLM() error {
 	return nil
 }
 
-// sweepOptions turns the config into the sweep's options.
-func (a *app) sweepOptions(command, runID string) (sweep.Options, error) {
+// engineOptions turns the config into the engine's options. The Chats API
+// is a source only when a channel is configured; the message log always is.
+func (a *app) engineOptions() (sweep.Options, error) {
 	loc, err := a.cfg.Location()
 	if err != nil {
 		return sweep.Options{}, err
 	}
 	c := a.cfg
+	var sources []sweep.Source
+	if a.amojo != nil {
+		sources = append(sources, sweep.ChatsAPI(a.kommo, a.amojo))
+	}
+	sources = append(sources, sweep.MessageLog(a.db))
 	return sweep.Options{
-		Kommo: a.kommo, History: sweep.ChatsAPI(a.amojo), LLM: a.llm, DB: a.db,
+		Kommo: a.kommo, Sources: sources, LLM: a.llm, DB: a.db,
 		Prompt: summarize.Options{Language: c.LLM.Language, Location: loc, MaxMessageChars: c.Summary.MaxMessageChars, MaxWords: 150},
 		Head:   c.Summary.HeadMessages, Tail: c.Summary.TailMessages,
 		NoteType: c.Summary.NoteType, NoteService: c.Summary.NoteService,
 		FieldID: c.Kommo.SummaryFieldID, FieldMaxChars: c.Summary.FieldMaxChars,
 		BatchSize: c.Kommo.BatchSize, FetchWorkers: c.Sweep.FetchWorkers, LLMWorkers: c.LLM.Concurrency,
 		PriceInputPer1M: c.LLM.PriceInputPer1M, PriceOutputPer1M: c.LLM.PriceOutputPer1M,
-		LockStaleAfter: c.Sweep.LockStaleAfter, Command: command, RunID: runID, ExitCode: exitCode,
+		LockStaleAfter: c.Sweep.LockStaleAfter, ExitCode: exitCode,
 		Logger: a.log, Now: time.Now,
 	}, nil
 }

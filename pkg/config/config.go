@@ -202,7 +202,8 @@ const (
 	NeedKommo Need = 1 << iota
 	// NeedOAuthApp: kommo.client_id, kommo.client_secret, kommo.redirect_uri.
 	NeedOAuthApp
-	// NeedChats: chats.channel_id, chats.channel_secret.
+	// NeedChats: chats.channel_id, chats.channel_secret (required anyway
+	// when either is set).
 	NeedChats
 	// NeedLLM: llm.model, llm.base_url, and llm.api_key unless the base URL is loopback.
 	NeedLLM
@@ -287,7 +288,7 @@ func (c *Config) validateChats(need Need) *Error {
 	} else if err := checkURL("chats.base_url", ch.BaseURL); err != nil {
 		return err
 	}
-	if need&NeedChats != 0 {
+	if need&NeedChats != 0 || c.ChatsEnabled() {
 		switch {
 		case ch.ChannelID == "":
 			return problem("chats.channel_id", "required")
@@ -413,6 +414,13 @@ func (c *Config) validateServe(need Need) *Error {
 		return problem("bot.handoff_quiet", "must not be negative")
 	}
 	return nil
+}
+
+// ChatsEnabled reports whether a Chats API channel is configured. Without
+// one, conversations come from the message log alone (the webhooks that
+// `serve` takes).
+func (c *Config) ChatsEnabled() bool {
+	return c.Chats.ChannelID != "" || c.Chats.ChannelSecret != ""
 }
 
 // HasKommoCredentials reports whether the configuration can reach Kommo on

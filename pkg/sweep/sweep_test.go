@@ -55,7 +55,7 @@ func newEnv(t *testing.T, fo kommotest.Options, rps float64) *env {
 	}
 	e := &env{srv: srv, db: db, rest: rest, kommo: rest}
 	e.opts = sweep.Options{
-		History: sweep.ChatsAPI(chats), LLM: model, DB: db,
+		Sources: []sweep.Source{sweep.ChatsAPI(rest, chats), sweep.MessageLog(db)}, LLM: model, DB: db,
 		FieldID: o.SummaryFieldID, FieldMaxChars: 4000, BatchMaxWait: time.Minute,
 	}
 	return e
@@ -232,7 +232,7 @@ func TestLockedWhileAnotherRunHoldsIt(t *testing.T) {
 	if err := e.db.AcquireLock(context.Background(), h, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.run(t, sweep.Request{})
+	_, err := e.run(t, sweep.Request{Lock: true})
 	var le *store.LockedError
 	if !errors.As(err, &le) || le.Holder.RunID != "other-run" {
 		t.Fatalf("err = %v, want a LockedError naming other-run", err)
