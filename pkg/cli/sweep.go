@@ -87,6 +87,9 @@ func sweepRun(ctx context.Context, opts *sweepOptions) error {
 	if err != nil {
 		return err
 	}
+	if cfg.ChatsEnabled() {
+		need |= config.NeedChats
+	}
 	opts.RunID = sweep.NewRunID(time.Now())
 	a, err := build(ctx, opts.IO, cfg, need, "run_id", opts.RunID)
 	if err != nil {

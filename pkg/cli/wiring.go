@@ -75,7 +75,7 @@ func build(ctx context.Context, io IO, cfg *config.Config, need config.Need, log
 			return nil, &config.Error{Key: "kommo.base_url", Problem: err.Error()}
 		}
 	}
-	if need&config.NeedChats != 0 || cfg.ChatsEnabled() {
+	if need&config.NeedChats != 0 {
 		if err := a.buildChats(ctx); err != nil {
 			a.Close()
 			return nil, err
