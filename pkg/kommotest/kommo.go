@@ -146,6 +146,12 @@ func (s *Server) routeREST(w http.ResponseWriter, r *http.Request, seg []string)
 		s.postNotes(w, r, id)
 	case "GET contacts/chats":
 		s.contactChats(w, r)
+	case "GET webhooks":
+		s.listWebhooks(w, r)
+	case "POST webhooks":
+		s.addWebhook(w, r)
+	case "DELETE webhooks":
+		s.deleteWebhook(w, r)
 	default:
 		problem(w, http.StatusNotFound, "No such endpoint")
 	}

@@ -154,6 +154,9 @@ type Server struct {
 	restFail, chatsFail, notesFail *mrand.Rand
 	llmCalls                       int
 
+	hooks      []*webhook // account webhooks, id order
+	nextHookID int64
+
 	stats Stats
 }
 
@@ -207,6 +210,8 @@ func start(opts Options, now func() time.Time) (*Server, error) {
 		restFail:  mrand.New(mrand.NewPCG(uint64(opts.Seed), 0xfa11)),
 		chatsFail: mrand.New(mrand.NewPCG(uint64(opts.Seed), 0xc4a7)),
 		notesFail: mrand.New(mrand.NewPCG(uint64(opts.Seed), 0x0e7e)),
+
+		nextHookID: firstHookID,
 	}
 	s.notes = s.acct.seededNotes
 	s.nextNoteID = s.acct.nextNoteID
