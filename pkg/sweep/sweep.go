@@ -182,35 +182,35 @@ type Step struct {
 
 // Report is the run report printed on stdout.
 type Report struct {
-	RunID                string           `json:"run_id"`
-	Command              string           `json:"command"`
-	StartedAt            time.Time        `json:"started_at"`
-	DryRun               bool             `json:"dry_run,omitempty"`
-	LeadsScanned         int              `json:"leads_scanned"`
-	ConversationsChecked int              `json:"conversations_checked"`
-	Summarized           int              `json:"summarized"`
-	SkippedUnchanged     int              `json:"skipped_unchanged"`
-	SkippedNoChats       int              `json:"skipped_no_chats"`
-	SkippedNoText        int              `json:"skipped_no_text"`
-	SkippedBusy          int              `json:"skipped_busy"`
+	RunID                string    `json:"run_id"`
+	Command              string    `json:"command"`
+	StartedAt            time.Time `json:"started_at"`
+	DryRun               bool      `json:"dry_run,omitempty"`
+	LeadsScanned         int       `json:"leads_scanned"`
+	ConversationsChecked int       `json:"conversations_checked"`
+	Summarized           int       `json:"summarized"`
+	SkippedUnchanged     int       `json:"skipped_unchanged"`
+	SkippedNoChats       int       `json:"skipped_no_chats"`
+	SkippedNoText        int       `json:"skipped_no_text"`
+	SkippedBusy          int       `json:"skipped_busy"`
 	// Unreadable counts the leads that have contacts but no conversation
 	// any source can read: WhatsApp, Telegram or Instagram chats of other
 	// integrations, which need the message log (webhooks install, serve).
-	Unreadable           int              `json:"unreadable_leads"`
-	Failed               int              `json:"failed"`
-	Recovered            int              `json:"recovered"`
-	LLMCalls             int              `json:"llm_calls"`
-	PromptTokens         int64            `json:"prompt_tokens"`
-	CompletionTokens     int64            `json:"completion_tokens"`
-	EstimatedCostUSD     float64          `json:"estimated_cost_usd"`
-	DurationMS           int64            `json:"duration_ms"`
-	PeakRSSMiB           float64          `json:"peak_rss_mib,omitempty"` // filled in by the command
-	SlowestStep          *Step            `json:"slowest_step,omitempty"`
-	StepTotalsMS         map[string]int64 `json:"step_totals_ms"`
-	Interrupted          bool             `json:"interrupted,omitempty"`
-	Error                string           `json:"error,omitempty"`
-	Failures             []LeadOutcome    `json:"failures,omitempty"`
-	Leads                []LeadOutcome    `json:"leads,omitempty"`
+	Unreadable       int              `json:"unreadable_leads"`
+	Failed           int              `json:"failed"`
+	Recovered        int              `json:"recovered"`
+	LLMCalls         int              `json:"llm_calls"`
+	PromptTokens     int64            `json:"prompt_tokens"`
+	CompletionTokens int64            `json:"completion_tokens"`
+	EstimatedCostUSD float64          `json:"estimated_cost_usd"`
+	DurationMS       int64            `json:"duration_ms"`
+	PeakRSSMiB       float64          `json:"peak_rss_mib,omitempty"` // filled in by the command
+	SlowestStep      *Step            `json:"slowest_step,omitempty"`
+	StepTotalsMS     map[string]int64 `json:"step_totals_ms"`
+	Interrupted      bool             `json:"interrupted,omitempty"`
+	Error            string           `json:"error,omitempty"`
+	Failures         []LeadOutcome    `json:"failures,omitempty"`
+	Leads            []LeadOutcome    `json:"leads,omitempty"`
 }
 
 // FailedLeadsError says that the run finished but some leads failed.
