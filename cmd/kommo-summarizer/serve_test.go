@@ -320,3 +320,48 @@ func (w *world) openStore() *store.DB {
 	w.t.Cleanup(func() { db.Close() })
 	return db
 }
+
+// serve (summarising closed chats) and a cron sweep at the same time leave
+// exactly one note per change.
+func TestServeAndSweepTogetherWriteOneNotePerChange(t *testing.T) {
+	opts := fastFakes
+	opts.LLMLatency = 600 * time.Millisecond
+	w := newWorld(t, opts, withServe("1s"))
+	w.login()
+	s := w.startServe()
+	hook := "/webhooks/kommo/" + testSecret
+	at := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	leads := w.srv.OpenLeadsWithChats()
+	for i, l := range leads {
+		chat := fmt.Sprintf("both-%d", i)
+		body := chatBody(l.ID, chat, 0, 4, at)
+		close := kommohook.Encode(&kommohook.Delivery{AccountID: fakeAccountID, Talks: []kommohook.Talk{{
+			Action: "update", TalkID: 7, ChatID: chat, LeadID: l.ID, Origin: "waba", CreatedAt: at,
+		}}})
+		for k, v := range close {
+			body[k] = v
+		}
+		if code := s.post(t, hook, body); code != 200 {
+			t.Fatalf("lead %d: %d", l.ID, code)
+		}
+	}
+	// The sweep starts while serve summarises the closed chats.
+	waitFor(t, "serve's first close summaries", 10*time.Second, func() bool { return w.srv.Stats().LLMCalls > 0 })
+	rep, res := w.sweep()
+	if res.code != 0 {
+		t.Fatalf("sweep: exit %d\n%s", res.code, tail(res.stderr))
+	}
+	t.Logf("sweep: summarized %d, busy %d, unchanged %d", rep.Summarized, rep.SkippedBusy, rep.SkippedUnchanged)
+	db := w.openStore()
+	waitFor(t, "the close queue to empty", 30*time.Second, func() bool {
+		due, err := db.NextCloseDue(t.Context())
+		return err == nil && due.IsZero()
+	})
+	s.stop(t)
+	for _, l := range strings.Split(s.stderr.String(), "\n") {
+		if strings.Contains(l, "closed chats") {
+			t.Log(l)
+		}
+	}
+	assertNotes(t, w.srv, 1)
+}
