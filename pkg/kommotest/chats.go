@@ -106,22 +106,32 @@ func (s *Server) serveChats(w http.ResponseWriter, r *http.Request) {
 		chatsError(w, http.StatusBadRequest, "BAD_REQUEST", "cannot read the request body")
 		return
 	}
+	seg := strings.Split(strings.TrimPrefix(r.URL.Path, "/v2/origin/custom/"), "/")
+	route := ""
+	switch {
+	case !strings.HasPrefix(r.URL.Path, "/v2/origin/custom/"):
+	case r.Method == http.MethodGet && len(seg) == 4 && seg[1] == "chats" && seg[3] == "history":
+		route = "history"
+	case r.Method == http.MethodPost && len(seg) == 2 && seg[1] == "connect":
+		route = "connect"
+	}
+	if route == "" {
+		// Recorded before the signature check: a request to a route that
+		// does not exist is a bug whatever its signature.
+		s.unknownRoute(r)
+	}
 	if why := s.checkSignature(r, body); why != "" {
 		chatsError(w, http.StatusForbidden, "INVALID_SIGNATURE", "invalid request signature: "+why)
 		return
 	}
-
-	seg := strings.Split(strings.TrimPrefix(r.URL.Path, "/v2/origin/custom/"), "/")
-	switch {
-	case !strings.HasPrefix(r.URL.Path, "/v2/origin/custom/"):
-	case r.Method == http.MethodGet && len(seg) == 4 && seg[1] == "chats" && seg[3] == "history":
+	switch route {
+	case "history":
 		s.history(w, r, seg[0], seg[2])
-		return
-	case r.Method == http.MethodPost && len(seg) == 2 && seg[1] == "connect":
+	case "connect":
 		s.connect(w, seg[0], body)
-		return
+	default:
+		chatsError(w, http.StatusNotFound, "NOT_FOUND", "no such endpoint")
 	}
-	chatsError(w, http.StatusNotFound, "NOT_FOUND", "no such endpoint")
 }
 
 // history: GET /v2/origin/custom/{scope_id}/chats/{chat_id}/history?offset=&limit=

@@ -210,6 +210,9 @@ func TestHistoryPagesNewestFirst(t *testing.T) {
 	wantStatus(t, signedSend(t, s, c, "GET", "/v2/origin/custom/"+s.ScopeID()+"/chats/00000000-0000-4000-8000-000000000000/history", ""), 204)
 	wantStatus(t, signedSend(t, s, c, "GET", "/v2/origin/custom/other_scope/chats/"+chat+"/history", ""), 404)
 	wantStatus(t, signedSend(t, s, c, "GET", "/v2/origin/custom/"+s.ScopeID()+"/chats", ""), 404)
+	if got := takeUnknown(s); len(got) != 1 || !strings.HasSuffix(got[0], "/chats") {
+		t.Errorf("UnknownRequests = %q, want the one to .../chats", got)
+	}
 
 	// A new message shows up first.
 	s.AddMessage(chat, "Any news?", true)

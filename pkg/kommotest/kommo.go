@@ -87,6 +87,7 @@ func (s *Server) serveKommo(w http.ResponseWriter, r *http.Request) {
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/api/v4/")
 	if !ok {
+		s.unknownRoute(r)
 		problem(w, http.StatusNotFound, "No such endpoint")
 		return
 	}
@@ -117,6 +118,7 @@ func (s *Server) routeREST(w http.ResponseWriter, r *http.Request, seg []string)
 	if len(seg) >= 2 && seg[0] == "leads" && seg[1] != "notes" {
 		n, err := strconv.ParseInt(seg[1], 10, 64)
 		if err != nil || n <= 0 {
+			s.unknownRoute(r)
 			problem(w, http.StatusNotFound, "No such endpoint")
 			return
 		}
@@ -147,6 +149,7 @@ func (s *Server) routeREST(w http.ResponseWriter, r *http.Request, seg []string)
 	case "GET contacts/chats":
 		s.contactChats(w, r)
 	default:
+		s.unknownRoute(r)
 		problem(w, http.StatusNotFound, "No such endpoint")
 	}
 }

@@ -154,6 +154,9 @@ type Server struct {
 	restFail, chatsFail, notesFail *mrand.Rand
 	llmCalls                       int
 
+	// unknown lists the requests that matched no route of any fake.
+	unknown []string
+
 	stats Stats
 }
 
@@ -362,6 +365,42 @@ func (s *Server) FieldValue(leadID, fieldID int64) (string, bool) {
 	}
 	v, ok := l.fields[fieldID]
 	return v, ok
+}
+
+// UnknownRequests returns "METHOD URL" of every request, to any of the
+// three fakes, that matched none of their routes, oldest first. The fakes
+// answer such a request as the real service would (404), but a client that
+// sends one has a bug the 404 may hide: tests check this list with
+// VerifyNoUnknown.
+func (s *Server) UnknownRequests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.unknown...)
+}
+
+// TB is the part of testing.TB that VerifyNoUnknown uses; *testing.T and
+// *testing.B have it. It keeps the testing package out of the demo binary.
+type TB interface {
+	Helper()
+	Errorf(format string, args ...any)
+}
+
+// VerifyNoUnknown fails t when any fake got a request for a route it does
+// not know (see UnknownRequests). Register it when the fakes start:
+//
+//	t.Cleanup(func() { srv.VerifyNoUnknown(t) })
+func (s *Server) VerifyNoUnknown(t TB) {
+	t.Helper()
+	for _, r := range s.UnknownRequests() {
+		t.Errorf("kommotest: a request to an unknown route: %s", r)
+	}
+}
+
+// unknownRoute records a request that matched no route.
+func (s *Server) unknownRoute(r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unknown = append(s.unknown, r.Method+" "+r.URL.RequestURI())
 }
 
 // Stats returns a snapshot of the counters.

@@ -36,6 +36,7 @@ func (s *Server) serveLLM(w http.ResponseWriter, r *http.Request) {
 	}
 	sleepCtx(r, s.opts.LLMLatency)
 	if route != "POST /v1/chat/completions" && route != "GET /v1/models" {
+		s.unknownRoute(r)
 		llmError(w, http.StatusNotFound, fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path), "invalid_request_error", nil, nil)
 		return
 	}

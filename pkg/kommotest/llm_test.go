@@ -47,6 +47,9 @@ func TestLLMChecksTheKey(t *testing.T) {
 		t.Errorf("models: %s", r.body)
 	}
 	wantStatus(t, send(t, "POST", s.LLMURL+"/completions", llmRequest("m", nil), bearer("sk-right")...), 404)
+	if got := takeUnknown(s); len(got) != 1 || got[0] != "POST /v1/completions" {
+		t.Errorf("UnknownRequests = %q", got)
+	}
 }
 
 func TestLLMAnswerShape(t *testing.T) {
