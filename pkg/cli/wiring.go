@@ -120,7 +120,7 @@ func (a *app) buildLLM() error {
 	cfg := a.cfg
 	c, err := llm.New(llm.Options{
 		BaseURL: cfg.LLM.BaseURL, APIKey: cfg.LLM.APIKey, Model: cfg.LLM.Model,
-		Temperature: cfg.LLM.Temperature, MaxTokens: cfg.LLM.MaxTokens,
+		Temperature: cfg.LLM.Temperature, SendTemperature: llm.TemperatureMode(cfg.LLM.SendTemperature), MaxTokens: cfg.LLM.MaxTokens,
 		HTTPClient: &http.Client{Timeout: cfg.LLM.Timeout}, Logger: a.log,
 	})
 	if err != nil {

@@ -63,6 +63,14 @@ type Options struct {
 	NotesFailAfterActRate float64
 	// LLM429First makes the first N chat completion calls answer 429.
 	LLM429First int
+	// LLMAnswerBytes, when > 0, makes every completion's text that many
+	// bytes long whatever max_tokens says, as a server that ignores the
+	// limit would.
+	LLMAnswerBytes int
+	// LLMFinishReason, when set, is the finish_reason of every completion:
+	// "content_filter" answers no text, "length" the first half of the
+	// summary, any other value the whole summary.
+	LLMFinishReason string
 
 	// BeforeNotes is called when a POST notes request arrives (authenticated),
 	// before anything is stored.
