@@ -79,6 +79,11 @@ type Options struct {
 	AfterNotes func()
 	// BeforeLeadsPatch is called when a PATCH of leads arrives, before anything is stored.
 	BeforeLeadsPatch func()
+	// NotesForbidden lists leads whose notes the token's user has no rights
+	// for: listing or adding their notes answers a 403 problem document
+	// about rights (not the IP block's), and a batch with one of them
+	// stores nothing.
+	NotesForbidden []int64
 	// BadChats makes the history of these chats answer with the given status,
 	// as a chat with data the Chats API cannot serve would.
 	BadChats map[string]int
