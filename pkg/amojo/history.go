@@ -81,6 +81,10 @@ func (c *Client) History(ctx context.Context, chatID string, offset, limit int) 
 		Messages []Message `json:"messages"`
 	}
 	status, err := c.do(ctx, http.MethodGet, u, nil, &page)
+	var e *Error
+	if errors.As(err, &e) && e.Status == http.StatusNotFound {
+		e.NotConnected = true
+	}
 	if err != nil || status == http.StatusNoContent {
 		return nil, err
 	}

@@ -139,8 +139,12 @@ func (s *Server) serveChats(w http.ResponseWriter, r *http.Request) {
 func (s *Server) history(w http.ResponseWriter, r *http.Request, scope, chatID string) {
 	s.mu.Lock()
 	s.stats.HistoryCalls++
+	disconnected := s.disconnected
 	s.mu.Unlock()
-	if scope != s.ScopeID() {
+	// Kommo documents 404 as "channel not found" and nothing else for a
+	// scope that is not connected (kommo-api.md §1.3): a wrong scope_id and
+	// a channel disconnected since get the same answer.
+	if scope != s.ScopeID() || disconnected {
 		chatsError(w, http.StatusNotFound, "NOT_FOUND", "channel not found: the scope_id is not connected to this account")
 		return
 	}
@@ -236,6 +240,9 @@ func (s *Server) connect(w http.ResponseWriter, channelID string, body []byte) {
 		chatsError(w, http.StatusBadRequest, "BAD_REQUEST", "hook_api_version must be v1 or v2")
 		return
 	}
+	s.mu.Lock()
+	s.disconnected = false
+	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, "application/json", map[string]any{
 		"account_id": s.acct.amojoID, "scope_id": s.ScopeID(), "title": req.Title,
 		"hook_api_version": "v2", "is_time_window_disabled": req.NoTimeWindow,

@@ -79,6 +79,11 @@ type Options struct {
 	AfterNotes func()
 	// BeforeLeadsPatch is called when a PATCH of leads arrives, before anything is stored.
 	BeforeLeadsPatch func()
+	// ChannelDisconnected starts the Chats API channel disconnected, as after
+	// an install or once the integration was disabled: history answers 404
+	// "channel not found" (the only code Kommo documents for it) until a
+	// connect call.
+	ChannelDisconnected bool
 	// NotesForbidden lists leads whose notes the token's user has no rights
 	// for: listing or adding their notes answers a 403 problem document
 	// about rights (not the IP block's), and a batch with one of them
@@ -169,6 +174,9 @@ type Server struct {
 
 	// unknown lists the requests that matched no route of any fake.
 	unknown []string
+	// disconnected is the channel's state: set by ChannelDisconnected,
+	// cleared by connect.
+	disconnected bool
 
 	stats Stats
 }
@@ -223,6 +231,8 @@ func start(opts Options, now func() time.Time) (*Server, error) {
 		restFail:  mrand.New(mrand.NewPCG(uint64(opts.Seed), 0xfa11)),
 		chatsFail: mrand.New(mrand.NewPCG(uint64(opts.Seed), 0xc4a7)),
 		notesFail: mrand.New(mrand.NewPCG(uint64(opts.Seed), 0x0e7e)),
+
+		disconnected: opts.ChannelDisconnected,
 	}
 	s.notes = s.acct.seededNotes
 	s.nextNoteID = s.acct.nextNoteID
@@ -263,6 +273,13 @@ func (s *Server) AmojoAccountID() string { return s.acct.amojoID }
 
 // ScopeID is ChannelID + "_" + AmojoAccountID, what connect returns.
 func (s *Server) ScopeID() string { return s.opts.ChannelID + "_" + s.acct.amojoID }
+
+// ChannelConnected reports whether the Chats API channel is connected.
+func (s *Server) ChannelConnected() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.disconnected
+}
 
 // LongLivedToken returns a bearer that never expires and cannot be refreshed.
 func (s *Server) LongLivedToken() string { return s.longLived }
