@@ -198,8 +198,11 @@ func messageJSON(c *chat, m *message) map[string]any {
 		body["file_name"] = m.fileName
 		body["file_size"] = m.fileSize
 	}
-	if m.typ == "location" {
-		body["location"] = map[string]any{"lat": m.lat, "lon": m.lon}
+	switch m.typ {
+	case "location":
+		body["location"] = map[string]any{"lon": m.lon, "lat": m.lat}
+	case "contact":
+		body["contact"] = map[string]any{"name": m.contactName, "phone": m.contactPhone}
 	}
 	client := map[string]any{"id": c.client.id, "client_id": c.client.clientID, "name": c.client.name, "phone": c.client.phone}
 	out := map[string]any{
