@@ -174,7 +174,13 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request, scope, chatID s
 	s.mu.Lock()
 	c := s.acct.chats[chatID]
 	var out []any
-	if c != nil {
+	switch {
+	case c == nil:
+	case s.opts.HistoryOldestFirst:
+		for i := offset; i < len(c.msgs) && len(out) < limit; i++ {
+			out = append(out, messageJSON(c, c.msgs[i]))
+		}
+	default:
 		// Newest first, as in Kommo's only example.
 		for i := len(c.msgs) - 1 - offset; i >= 0 && len(out) < limit; i-- {
 			out = append(out, messageJSON(c, c.msgs[i]))

@@ -79,6 +79,10 @@ type Options struct {
 	AfterNotes func()
 	// BeforeLeadsPatch is called when a PATCH of leads arrives, before anything is stored.
 	BeforeLeadsPatch func()
+	// HistoryOldestFirst makes chat history pages oldest first (offset
+	// counts from the oldest message). Kommo's only example is newest first,
+	// but its docs do not promise an order.
+	HistoryOldestFirst bool
 	// ChannelDisconnected starts the Chats API channel disconnected, as after
 	// an install or once the integration was disabled: history answers 404
 	// "channel not found" (the only code Kommo documents for it) until a
