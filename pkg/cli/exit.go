@@ -56,7 +56,7 @@ func exitCode(err error) int {
 		return ExitLocked
 	case errors.Is(err, sweep.ErrInterrupted), errors.Is(err, context.Canceled):
 		return ExitInterrupted
-	case errors.As(err, &ae), errors.Is(err, amojo.ErrSignature), llm.IsAuth(err):
+	case errors.As(err, &ae), errors.Is(err, amojo.ErrSignature), errors.Is(err, amojo.ErrNotConnected), llm.IsAuth(err):
 		return ExitAuth
 	case errors.As(err, &fe):
 		return ExitLeadsFailed

@@ -51,9 +51,10 @@ func build(ctx context.Context, io IO, cfg *config.Config, need config.Need, log
 	if need&(config.NeedKommo|config.NeedOAuthApp) != 0 {
 		httpc := &http.Client{Timeout: cfg.Kommo.Timeout}
 		restPacer := pace.New(cfg.Kommo.RequestsPerSecond)
+		guard := &kommo.Guard{} // one IP block guard for the account host
 		a.oauth = kommo.OAuthApp{
 			BaseURL: cfg.Kommo.BaseURL, ClientID: cfg.Kommo.ClientID, ClientSecret: cfg.Kommo.ClientSecret,
-			RedirectURI: cfg.Kommo.RedirectURI, HTTPClient: httpc, Pacer: restPacer,
+			RedirectURI: cfg.Kommo.RedirectURI, HTTPClient: httpc, Pacer: restPacer, Guard: guard,
 		}
 		var tokens kommo.TokenSource
 		if cfg.Kommo.LongLivedToken != "" {
@@ -68,7 +69,7 @@ func build(ctx context.Context, io IO, cfg *config.Config, need config.Need, log
 		}
 		a.kommo, err = kommo.New(kommo.Options{
 			BaseURL: cfg.Kommo.BaseURL, HTTPClient: httpc, Tokens: tokens, Pacer: restPacer,
-			ClientID: cfg.Kommo.ClientID, Logger: a.log,
+			ClientID: cfg.Kommo.ClientID, Logger: a.log, Guard: guard,
 		})
 		if err != nil {
 			a.Close()
@@ -120,7 +121,7 @@ func (a *app) buildLLM() error {
 	cfg := a.cfg
 	c, err := llm.New(llm.Options{
 		BaseURL: cfg.LLM.BaseURL, APIKey: cfg.LLM.APIKey, Model: cfg.LLM.Model,
-		Temperature: cfg.LLM.Temperature, MaxTokens: cfg.LLM.MaxTokens,
+		Temperature: cfg.LLM.Temperature, SendTemperature: llm.TemperatureMode(cfg.LLM.SendTemperature), MaxTokens: cfg.LLM.MaxTokens,
 		HTTPClient: &http.Client{Timeout: cfg.LLM.Timeout}, Logger: a.log,
 	})
 	if err != nil {

@@ -65,6 +65,7 @@ type LLM struct {
 	APIKey           string        `mapstructure:"api_key"`
 	Model            string        `mapstructure:"model"`
 	Temperature      float64       `mapstructure:"temperature"`
+	SendTemperature  string        `mapstructure:"send_temperature"` // auto, always or never
 	MaxTokens        int           `mapstructure:"max_tokens"`
 	Language         string        `mapstructure:"language"`
 	Concurrency      int           `mapstructure:"concurrency"`
@@ -142,6 +143,7 @@ func Default() Config {
 			BaseURL:          "https://api.openai.com/v1",
 			Model:            "gpt-4o-mini",
 			Temperature:      0.3,
+			SendTemperature:  "auto",
 			MaxTokens:        300,
 			Language:         "Russian",
 			Concurrency:      4,
@@ -324,6 +326,8 @@ func (c *Config) validateLLM(need Need) *Error {
 	switch {
 	case l.Temperature < 0 || l.Temperature > 2:
 		return problem("llm.temperature", "must be between 0 and 2")
+	case l.SendTemperature != "auto" && l.SendTemperature != "always" && l.SendTemperature != "never":
+		return problem("llm.send_temperature", "must be auto, always or never")
 	case l.MaxTokens < 1:
 		return problem("llm.max_tokens", "must be at least 1")
 	case l.Concurrency < 1 || l.Concurrency > 64:

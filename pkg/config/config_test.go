@@ -317,6 +317,7 @@ func TestValidate(t *testing.T) {
 		{"model", NeedLLM, func(c *Config) { c.LLM.Model = "" }, "llm.model: required"},
 		{"language", NeedLLM, func(c *Config) { c.LLM.Language = "" }, "llm.language: required"},
 		{"temperature", 0, func(c *Config) { c.LLM.Temperature = 2.5 }, "llm.temperature: must be between 0 and 2"},
+		{"send_temperature", 0, func(c *Config) { c.LLM.SendTemperature = "sometimes" }, "llm.send_temperature: must be auto, always or never"},
 		{"max_tokens", 0, func(c *Config) { c.LLM.MaxTokens = 0 }, "llm.max_tokens: must be at least 1"},
 		{"concurrency", 0, func(c *Config) { c.LLM.Concurrency = 65 }, "llm.concurrency: must be between 1 and 64"},
 		{"price in", 0, func(c *Config) { c.LLM.PriceInputPer1M = -1 }, "llm.price_input_per_1m: must not be negative"},

@@ -300,7 +300,7 @@ func (r *run) fetch(ctx context.Context, lead *kommo.Lead, abort func(error)) *l
 func hasText(c summarize.Chat) bool {
 	for _, ms := range [][]summarize.Message{c.Head, c.Tail} {
 		for _, m := range ms {
-			if strings.TrimSpace(m.Text) != "" {
+			if strings.TrimSpace(m.Text) != "" || m.Location != nil || m.Contact != nil {
 				return true
 			}
 		}

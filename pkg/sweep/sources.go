@@ -92,6 +92,12 @@ func (a chatsAPI) History(ctx context.Context, _ int64, chatID string, offset, l
 			Text:       m.Message.Text,
 			FileName:   m.Message.FileName,
 		}
+		if l := m.Message.Location; l != nil {
+			out[i].Location = &summarize.GeoPoint{Lat: l.Lat, Lon: l.Lon}
+		}
+		if c := m.Message.Contact; c != nil {
+			out[i].Contact = &summarize.ContactCard{Name: c.Name, Phone: c.Phone}
+		}
 	}
 	return out, nil
 }

@@ -234,7 +234,7 @@ func Fatal(err error) bool {
 	var ae *kommo.AuthError
 	var ib *kommo.IPBlockedError
 	var se *storeError
-	return errors.As(err, &ae) || errors.As(err, &ib) || errors.Is(err, amojo.ErrSignature) || llm.IsAuth(err) || errors.As(err, &se) ||
+	return errors.As(err, &ae) || errors.As(err, &ib) || errors.Is(err, amojo.ErrSignature) || errors.Is(err, amojo.ErrNotConnected) || llm.IsAuth(err) || errors.As(err, &se) ||
 		errors.Is(err, store.ErrLockLost) || errors.Is(err, store.ErrNotOwner)
 }
 

@@ -35,6 +35,7 @@ func newEnv(t *testing.T, fo kommotest.Options, rps float64) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
+	t.Cleanup(func() { srv.VerifyNoUnknown(t) })
 	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "s.db"))
 	if err != nil {
 		t.Fatal(err)
