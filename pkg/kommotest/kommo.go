@@ -160,6 +160,8 @@ func (s *Server) routeREST(w http.ResponseWriter, r *http.Request, seg []string)
 		s.postNotes(w, r, id)
 	case "GET contacts/chats":
 		s.contactChats(w, r)
+	case "GET events":
+		s.listEvents(w, r)
 	case "GET webhooks":
 		s.listWebhooks(w, r)
 	case "POST webhooks":

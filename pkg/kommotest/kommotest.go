@@ -96,6 +96,9 @@ type Options struct {
 	// BadChats makes the history of these chats answer with the given status,
 	// as a chat with data the Chats API cannot serve would.
 	BadChats map[string]int
+	// EventsForbidden makes GET /api/v4/events answer 403 (rights), as for
+	// a token whose user may not read the account's events.
+	EventsForbidden bool
 }
 
 func (o Options) withDefaults() Options {
@@ -185,6 +188,8 @@ type Server struct {
 	// cleared by connect.
 	disconnected bool
 
+	events eventLog // the Events API: see events.go
+
 	stats Stats
 }
 
@@ -198,6 +203,8 @@ type Stats struct {
 	PeakRESTPerSecond, PeakChatsPerSecond               int
 	NotesPosts, NotesCreated, LeadPatches, LeadsPatched int
 	HistoryCalls, ContactChatsCalls, LeadListCalls      int
+	// EventsCalls counts GET /api/v4/events requests.
+	EventsCalls int
 }
 
 // Lead is a synthetic lead as tests see it.
@@ -345,7 +352,8 @@ func (s *Server) MessageCount(chatID string) int {
 }
 
 // AddMessage appends a new newest text message to the chat, one minute after
-// the previous one. It panics on an unknown chat id: that is a bug in the test.
+// the previous one, and records its chat message event at the fake's now
+// (when Kommo received it). It panics on an unknown chat id: that is a bug in the test.
 func (s *Server) AddMessage(chatID, text string, fromClient bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -357,8 +365,10 @@ func (s *Server) AddMessage(chatID, text string, fromClient bool) {
 	if n := len(c.msgs); n > 0 {
 		at = c.msgs[n-1].at.Add(time.Minute)
 	}
+	id := s.acct.newUUID()
+	s.recordAdded(id)
 	c.msgs = append(c.msgs, &message{
-		id:         s.acct.newUUID(),
+		id:         id,
 		clientID:   fmt.Sprintf("added-%d", len(c.msgs)+1),
 		at:         at,
 		fromClient: fromClient,
