@@ -119,7 +119,8 @@ func (r *run) execute(parent context.Context) error {
 	return nil
 }
 
-// list streams the leads of the run into out; the caller closes it.
+// list streams the leads of the run into out, from the run's producer; the
+// caller closes it.
 func (r *run) list(ctx context.Context, out chan<- *kommo.Lead) error {
 	send := func(l *kommo.Lead) bool {
 		select {
@@ -129,72 +130,7 @@ func (r *run) list(ctx context.Context, out chan<- *kommo.Lead) error {
 			return false
 		}
 	}
-	if r.req.Single {
-		for _, id := range r.req.LeadIDs {
-			t0 := time.Now()
-			lead, err := r.o.Kommo.Lead(ctx, id, "contacts")
-			r.step("get lead", id, time.Since(t0))
-			r.count(func(rep *Report) { rep.LeadsScanned++ })
-			if err != nil {
-				if Fatal(err) || ctx.Err() != nil {
-					return err
-				}
-				if errors.Is(err, kommo.ErrNotFound) {
-					err = fmt.Errorf("lead %d not found in Kommo: check the id", id)
-				}
-				w := &leadWork{lead: &kommo.Lead{ID: id}, started: t0}
-				r.done(ctx, w.outcome(OutcomeFailed, err), [2]int64{})
-				continue
-			}
-			if !send(lead) {
-				return nil
-			}
-		}
-		return nil
-	}
-
-	// --lead-ids asks for those leads in chunks; seen (only then) tells
-	// which ids Kommo does not know.
-	queries := []kommo.LeadsQuery{{With: []string{"contacts"}}}
-	var seen map[int64]bool
-	if len(r.req.LeadIDs) > 0 {
-		queries, seen = nil, map[int64]bool{}
-		for chunk := range slices.Chunk(r.req.LeadIDs, 50) {
-			queries = append(queries, kommo.LeadsQuery{With: []string{"contacts"}, IDs: chunk})
-		}
-	}
-	sent := 0
-	for _, q := range queries {
-		t0 := time.Now()
-		for lead, err := range r.o.Kommo.Leads(ctx, q) {
-			if err != nil {
-				return fmt.Errorf("list leads: %w", err)
-			}
-			r.step("list leads", 0, time.Since(t0))
-			r.count(func(rep *Report) { rep.LeadsScanned++ })
-			if seen != nil {
-				seen[lead.ID] = true
-			} else if lead.Closed() {
-				t0 = time.Now()
-				continue
-			}
-			if r.req.Limit > 0 && sent >= r.req.Limit {
-				return nil
-			}
-			if !send(lead) {
-				return nil
-			}
-			sent++
-			t0 = time.Now()
-		}
-	}
-	for _, id := range r.req.LeadIDs {
-		if !seen[id] {
-			w := &leadWork{lead: &kommo.Lead{ID: id}, started: time.Now()}
-			r.done(ctx, w.outcome(OutcomeFailed, fmt.Errorf("lead %d not found in Kommo: check the id", id)), [2]int64{})
-		}
-	}
-	return nil
+	return r.producer().produce(ctx, r, send)
 }
 
 // fetch finds the lead's conversations in every source and reads what is

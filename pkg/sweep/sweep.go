@@ -48,6 +48,7 @@ type Kommo interface {
 	AddLeadNotes(ctx context.Context, notes []kommo.NewNote) ([]kommo.Note, error)
 	LeadNotes(ctx context.Context, leadID int64, q kommo.NotesQuery) ([]kommo.Note, error)
 	UpdateLeads(ctx context.Context, leads []kommo.LeadUpdate) error
+	Events(ctx context.Context, q kommo.EventsQuery) iter.Seq2[*kommo.Event, error]
 }
 
 // LLM writes the summaries.
@@ -80,6 +81,13 @@ type Options struct {
 	// dead, its lock and pending summaries taken over (2 min). A run whose
 	// own heartbeat is half as old stops writing.
 	LockStaleAfter time.Duration
+	// FullEvery: the Changes producer walks every active lead when this long
+	// has passed since the last full pass (24 h).
+	FullEvery time.Duration
+	// EventsMargin: the Changes producer reads the events from this long
+	// before the last completed sweep's start, for clock skew and events
+	// Kommo records late (5 min).
+	EventsMargin time.Duration
 	// ExitCode maps Run's error to the process exit code recorded with the run.
 	ExitCode func(error) int
 	// OnLead is told of every lead's outcome as it happens (progress).
@@ -113,6 +121,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.LockStaleAfter <= 0 {
 		o.LockStaleAfter = 2 * time.Minute
+	}
+	if o.FullEvery <= 0 {
+		o.FullEvery = 24 * time.Hour
+	}
+	if o.EventsMargin <= 0 {
+		o.EventsMargin = 5 * time.Minute
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -148,6 +162,11 @@ type Request struct {
 	Force   bool    // summarise even when nothing changed, reading every chat afresh
 	DryRun  bool    // write nothing, in Kommo or the store; summaries land in the report
 	Single  bool    // fetch each of LeadIDs by id (summarize, the close queue); keep the summary in the report
+
+	// Producer gives the run's leads; nil means ByID(LeadIDs) with Single,
+	// LeadIDs(LeadIDs) with ids, and Listing() without. `sweep` uses
+	// Changes.
+	Producer Producer
 }
 
 // Outcomes of one lead, as the store records them.
@@ -196,7 +215,17 @@ type Report struct {
 	// Unreadable counts the leads that have contacts but no conversation
 	// any source can read: WhatsApp, Telegram or Instagram chats of other
 	// integrations, which need the message log (webhooks install, serve).
-	Unreadable       int              `json:"unreadable_leads"`
+	Unreadable int `json:"unreadable_leads"`
+	// Mode is how the Changes producer chose the leads: "changes" (the
+	// leads the Events API named) or "full" (every active lead).
+	Mode string `json:"mode,omitempty"`
+	// EventsRead is how many events a "changes" sweep read; LeadsGone how
+	// many leads they named that Kommo no longer has (deleted or merged).
+	EventsRead int `json:"events_read,omitempty"`
+	LeadsGone  int `json:"leads_gone,omitempty"`
+	// FeedError says why the change feed stays where it was (a page of
+	// events failed): the next sweep reads the same window again.
+	FeedError        string           `json:"feed_error,omitempty"`
 	Failed           int              `json:"failed"`
 	Recovered        int              `json:"recovered"`
 	LLMCalls         int              `json:"llm_calls"`
@@ -311,6 +340,7 @@ func (e *Engine) Run(ctx context.Context, req Request) (*Report, error) {
 	if err == nil && rep.Failed > 0 {
 		err = &FailedLeadsError{Failed: rep.Failed, Total: rep.Failed + rep.Summarized + rep.SkippedUnchanged + rep.SkippedNoChats + rep.SkippedNoText + rep.SkippedBusy, First: rep.Failures[0]}
 	}
+	r.producer().settle(context.WithoutCancel(ctx), r, err)
 	if err != nil {
 		rep.Error = err.Error()
 	}
