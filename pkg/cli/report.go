@@ -34,6 +34,12 @@ func printReport(w io.Writer, rep *sweep.Report, asJSON bool) error {
 	fmt.Fprintf(w, "%s %s %s in %s%s\n", title, rep.RunID, state, time.Duration(rep.DurationMS)*time.Millisecond, dry)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(tw, "  %s\t%v\n", k, v) }
+	switch rep.Mode {
+	case "full":
+		row("mode", "full pass (every active lead)")
+	case "changes":
+		row("mode", fmt.Sprintf("changes (%d events read)", rep.EventsRead))
+	}
 	row("leads scanned", rep.LeadsScanned)
 	row("conversations checked", rep.ConversationsChecked)
 	row("summarized", rep.Summarized)
@@ -58,6 +64,9 @@ func printReport(w io.Writer, rep *sweep.Report, asJSON bool) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if rep.FeedError != "" {
+		fmt.Fprintf(w, "  the events could not all be read; the next sweep reads them again: %s\n", rep.FeedError)
 	}
 	for _, f := range rep.Failures {
 		fmt.Fprintf(w, "  failed: lead %d: %s\n", f.LeadID, f.Error)

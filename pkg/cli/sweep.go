@@ -23,6 +23,7 @@ type sweepOptions struct {
 	Limit   int
 	LeadIDs []int64
 	Force   bool
+	Full    bool // sweep: walk every active lead, not only the Events API's changes
 	DryRun  bool
 	RunID   string // set before the clients are built, so their log lines carry it
 }
@@ -33,14 +34,19 @@ func newSweepCmd(io IO, g *globalOptions, runF func(context.Context, *sweepOptio
 	cmd := &cobra.Command{
 		Use:   "sweep",
 		Short: "Summarise every active lead whose chats have new messages",
-		Long: `Walk the account's active leads (not won 142, not lost 143), read each lead's chats, and
-summarise the leads whose chats have messages newer than the last summary. A lead with nothing
-new costs no LLM call and no write. Each summary lands once: a note on the lead and the
-kommo.summary_field_id textarea field. One sweep runs at a time (a lock in the store).
+		Long: `Summarise the active leads (not won 142, not lost 143) whose chats have messages newer than
+their last summary. A sweep asks Kommo's Events API which leads got chat messages since the last
+completed sweep (minus sweep.events_margin) and reads only those: an unchanged account costs
+about two requests. The first sweep, --full, a sweep once sweep.full_every has passed since the
+last full pass, and every sweep of a token that may not read events (403, one warning) walk
+every active lead instead, which catches what the events missed. --lead-ids reads those leads.
+A lead with nothing new costs no LLM call and no write. Each summary lands once: a note on the
+lead and the kommo.summary_field_id textarea field. One sweep runs at a time (a lock in the store).
 
 Logs go to stderr (JSON unless stderr is a terminal); the run report goes to stdout.`,
 		Example: `  kommo-summarizer sweep --config /etc/kommo-summarizer.yaml
   kommo-summarizer sweep --config cfg.yaml --json --limit 20
+  kommo-summarizer sweep --config cfg.yaml --full
   kommo-summarizer sweep --config cfg.yaml --lead-ids 101,102`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -61,7 +67,10 @@ Logs go to stderr (JSON unless stderr is a terminal); the run report goes to std
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the report as one JSON object")
 	cmd.Flags().IntVar(&opts.Limit, "limit", 0, "process at most N leads (0 = all)")
 	cmd.Flags().StringVar(&leadIDs, "lead-ids", "", "only these leads, comma-separated ids")
-	cmd.Flags().BoolVar(&opts.Force, "force", false, "summarise even leads with nothing new")
+	cmd.Flags().BoolVar(&opts.Force, "force", false, "summarise even leads with nothing new (implies --full)")
+	if opts.Command == "sweep" {
+		cmd.Flags().BoolVar(&opts.Full, "full", false, "walk every active lead, not only the ones the Events API says changed")
+	}
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "print summaries, write nothing in Kommo or the store")
 	return cmd
 }
@@ -101,7 +110,11 @@ func sweepRun(ctx context.Context, opts *sweepOptions) error {
 
 // runSweep runs the sweep on a built app and prints its report.
 func runSweep(ctx context.Context, a *app, opts *sweepOptions) error {
-	so, err := a.engineOptions()
+	engineOptions := a.engineOptions
+	if opts.Command == "sweep" {
+		engineOptions = a.sweepEngineOptions
+	}
+	so, err := engineOptions()
 	if err != nil {
 		return err
 	}
@@ -116,6 +129,9 @@ func runSweep(ctx context.Context, a *app, opts *sweepOptions) error {
 	req := sweep.Request{
 		Command: opts.Command, RunID: opts.RunID, Lock: opts.Command == "sweep",
 		LeadIDs: opts.LeadIDs, Limit: opts.Limit, Force: opts.Force, DryRun: opts.DryRun, Single: opts.Command == "summarize",
+	}
+	if opts.Command == "sweep" && len(opts.LeadIDs) == 0 {
+		req.Producer = sweep.Changes(opts.Full || opts.Force)
 	}
 	rep, runErr := sweep.Run(ctx, so, req)
 	_ = bar.Finish()

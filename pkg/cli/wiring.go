@@ -131,6 +131,19 @@ func (a *app) buildLLM() error {
 	return nil
 }
 
+// sweepEngineOptions are engineOptions for `sweep`: the Chats API source
+// reuses contacts' chats for sweep.contacts_cache_ttl (the change feed drops
+// a contact's entry when an event names a new talk). Other commands read
+// them afresh.
+func (a *app) sweepEngineOptions() (sweep.Options, error) {
+	so, err := a.engineOptions()
+	if err != nil || a.amojo == nil || a.cfg.Sweep.ContactsCacheTTL <= 0 {
+		return so, err
+	}
+	so.Sources[0] = sweep.ChatsAPI(sweep.CachedContactChats(a.kommo, a.db, a.cfg.Sweep.ContactsCacheTTL, time.Now), a.amojo)
+	return so, nil
+}
+
 // engineOptions turns the config into the engine's options. The Chats API
 // is a source only when a channel is configured; the message log always is.
 func (a *app) engineOptions() (sweep.Options, error) {
@@ -153,6 +166,7 @@ func (a *app) engineOptions() (sweep.Options, error) {
 		BatchSize: c.Kommo.BatchSize, FetchWorkers: c.Sweep.FetchWorkers, LLMWorkers: c.LLM.Concurrency,
 		PriceInputPer1M: c.LLM.PriceInputPer1M, PriceOutputPer1M: c.LLM.PriceOutputPer1M,
 		LockStaleAfter: c.Sweep.LockStaleAfter, ExitCode: exitCode,
+		FullEvery: c.Sweep.FullEvery, EventsMargin: c.Sweep.EventsMargin,
 		Logger: a.log, Now: time.Now,
 	}, nil
 }

@@ -94,6 +94,14 @@ type Summary struct {
 type Sweep struct {
 	FetchWorkers   int           `mapstructure:"fetch_workers"`
 	LockStaleAfter time.Duration `mapstructure:"lock_stale_after"`
+	// FullEvery: a sweep walks every active lead when this long has passed
+	// since the last full pass; the others read only the Events API's changes.
+	FullEvery time.Duration `mapstructure:"full_every"`
+	// EventsMargin: an incremental sweep reads the events from this long
+	// before the last completed sweep's start.
+	EventsMargin time.Duration `mapstructure:"events_margin"`
+	// ContactsCacheTTL is how long a contact's list of chats is reused.
+	ContactsCacheTTL time.Duration `mapstructure:"contacts_cache_ttl"`
 }
 
 // Serve is the HTTP server that takes Kommo's webhooks and Salesbot's
@@ -162,8 +170,11 @@ func Default() Config {
 			TailMessages:    40,
 		},
 		Sweep: Sweep{
-			FetchWorkers:   4,
-			LockStaleAfter: 2 * time.Minute,
+			FetchWorkers:     4,
+			LockStaleAfter:   2 * time.Minute,
+			FullEvery:        24 * time.Hour,
+			EventsMargin:     5 * time.Minute,
+			ContactsCacheTTL: 24 * time.Hour,
 		},
 		Serve: Serve{
 			Listen:           "127.0.0.1:8080",
@@ -370,6 +381,12 @@ func (c *Config) validateRest(need Need) *Error {
 		return problem("sweep.fetch_workers", "must be between 1 and 32")
 	case c.Sweep.LockStaleAfter <= 0:
 		return problem("sweep.lock_stale_after", "must be a positive duration like \"2m\"")
+	case c.Sweep.FullEvery < time.Minute:
+		return problem("sweep.full_every", "must be a duration of at least 1m, like \"24h\"")
+	case c.Sweep.EventsMargin < 0 || c.Sweep.EventsMargin > 24*time.Hour:
+		return problem("sweep.events_margin", "must be a duration from 0s to 24h, like \"5m\"")
+	case c.Sweep.ContactsCacheTTL < 0:
+		return problem("sweep.contacts_cache_ttl", "must be a duration of 0s (no cache) or more, like \"24h\"")
 	case !slices.Contains(logLevels, c.Log.Level):
 		return problem("log.level", "must be one of %s", strings.Join(logLevels, ", "))
 	case !slices.Contains(logFormats, c.Log.Format):
