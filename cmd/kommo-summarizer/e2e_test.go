@@ -5,9 +5,9 @@ package main
 import (
 	"bytes"
 	"net/http"
-	"os/exec"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"sync"
@@ -18,9 +18,10 @@ import (
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/kommotest"
 )
 
-// The main job, end to end, at Kommo's real limit: sweep twice (the second
-// makes no LLM call and no write), add a message, sweep again (only that
-// conversation is summarised, with one history call per chat).
+// The main job, end to end, at Kommo's real limit: sweep twice (the first
+// walks every lead; the second reads the Events API, finds nothing and
+// makes no LLM call, no write and no chat call), add a message, sweep again
+// (only that lead is read and summarised, with one history call per chat).
 func TestSweepTwiceThenNewMessage(t *testing.T) {
 	w := newWorld(t, kommotest.Options{Seed: 1, Leads: 16}, nil)
 	w.login()
@@ -59,22 +60,23 @@ func TestSweepTwiceThenNewMessage(t *testing.T) {
 			st.REST429, st.Chats429, st.PeakRESTPerSecond, st.PeakChatsPerSecond)
 	}
 
+	if rep.Mode != "full" {
+		t.Errorf("the first sweep's mode is %q, want full", rep.Mode)
+	}
+
 	w.srv.ResetStats()
 	rep, res = w.sweep()
 	if res.code != 0 {
 		t.Fatalf("second sweep: exit %d\n%s", res.code, tail(res.stderr))
 	}
 	st := w.srv.Stats()
-	if rep.LLMCalls != 0 || rep.Summarized != 0 || rep.SkippedUnchanged != len(open) || st.LLMCalls != 0 || st.NotesPosts != 0 || st.LeadPatches != 0 {
-		t.Fatalf("second sweep: %d LLM calls (fake saw %d), %d summarized, %d unchanged, %d note posts, %d patches; want 0, 0, 0, %d, 0, 0",
-			rep.LLMCalls, st.LLMCalls, rep.Summarized, rep.SkippedUnchanged, st.NotesPosts, st.LeadPatches, len(open))
+	if rep.LLMCalls != 0 || rep.Summarized != 0 || st.LLMCalls != 0 || st.NotesPosts != 0 || st.LeadPatches != 0 {
+		t.Fatalf("second sweep: %d LLM calls (fake saw %d), %d summarized, %d note posts, %d patches; want 0, 0, 0, 0",
+			rep.LLMCalls, st.LLMCalls, rep.Summarized, st.NotesPosts, st.LeadPatches)
 	}
-	chats := 0
-	for _, l := range open {
-		chats += len(l.ChatIDs)
-	}
-	if st.HistoryCalls != chats {
-		t.Errorf("an unchanged sweep made %d history calls for %d chats, want one each", st.HistoryCalls, chats)
+	if rep.Mode != "changes" || st.HistoryCalls != 0 || st.RESTRequests+st.ChatsRequests > 5 {
+		t.Errorf("an unchanged sweep: mode %q, %d history calls, %d requests in all; want changes, 0, at most 5",
+			rep.Mode, st.HistoryCalls, st.RESTRequests+st.ChatsRequests)
 	}
 
 	target := open[len(open)/2]
@@ -84,11 +86,11 @@ func TestSweepTwiceThenNewMessage(t *testing.T) {
 	if res.code != 0 {
 		t.Fatalf("third sweep: exit %d\n%s", res.code, tail(res.stderr))
 	}
-	if rep.Summarized != 1 || rep.LLMCalls != 1 || rep.SkippedUnchanged != len(open)-1 {
-		t.Fatalf("third sweep: summarized %d, llm calls %d, unchanged %d; want 1, 1, %d", rep.Summarized, rep.LLMCalls, rep.SkippedUnchanged, len(open)-1)
+	if rep.Summarized != 1 || rep.LLMCalls != 1 || rep.LeadsScanned != 1 {
+		t.Fatalf("third sweep: summarized %d, llm calls %d, leads scanned %d; want 1, 1, 1", rep.Summarized, rep.LLMCalls, rep.LeadsScanned)
 	}
-	if st := w.srv.Stats(); st.HistoryCalls != chats {
-		t.Errorf("after one new message the sweep made %d history calls for %d chats, want one each", st.HistoryCalls, chats)
+	if st := w.srv.Stats(); st.HistoryCalls != len(target.ChatIDs) {
+		t.Errorf("after one new message the sweep made %d history calls, want %d (the lead's chats)", st.HistoryCalls, len(target.ChatIDs))
 	}
 	for _, l := range open {
 		want := 1
