@@ -440,15 +440,6 @@ func (s *Server) FailEventsPage(page, times int) {
 	s.events.failPage, s.events.failLeft = page, times
 }
 
-// SetRateLimits changes the REST and Chats API limits (requests in any
-// 1-second window; negative = none) of a running fake, so a benchmark can
-// set an account up fast and measure at Kommo's 7 per second.
-func (s *Server) SetRateLimits(rest, chats float64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.opts.RESTRateLimit, s.opts.ChatsRateLimit = rest, chats
-}
-
 // recordAdded notes when AddMessage added message id: its event's time.
 // The caller holds s.mu.
 func (s *Server) recordAdded(id string) {
