@@ -39,6 +39,12 @@ func printReport(w io.Writer, rep *sweep.Report, asJSON bool) error {
 	row("summarized", rep.Summarized)
 	row("skipped, unchanged", rep.SkippedUnchanged)
 	row("skipped, no chats", rep.SkippedNoChats)
+	if rep.SkippedNoText > 0 {
+		row("skipped, only media", rep.SkippedNoText)
+	}
+	if rep.SkippedBusy > 0 {
+		row("skipped, another run had it", rep.SkippedBusy)
+	}
 	row("failed", rep.Failed)
 	if rep.Recovered > 0 {
 		row("settled from an earlier run", rep.Recovered)
@@ -61,6 +67,11 @@ func printReport(w io.Writer, rep *sweep.Report, asJSON bool) error {
 	}
 	for _, f := range rep.Failures {
 		fmt.Fprintf(w, "  failed: lead %d: %s\n", f.LeadID, f.Error)
+	}
+	if rep.Unreadable > 0 {
+		fmt.Fprintf(w, "\n%d leads have contacts but no chat any source can read. Their WhatsApp, Telegram or\n"+
+			"Instagram chats belong to other integrations: run 'kommo-summarizer webhooks install' and keep\n"+
+			"'kommo-summarizer serve' running, and their messages reach the message log from then on.\n", rep.Unreadable)
 	}
 	for _, l := range rep.Leads {
 		if l.Summary == "" {
