@@ -160,7 +160,9 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request, scope, chatID s
 	s.mu.Lock()
 	c := s.acct.chats[chatID]
 	var out []any
-	if c != nil {
+	// A native chat is not in our channel's scope: for the channel it does not
+	// exist, which the history answers with 204 (kommo-webhooks.md §7.6).
+	if c != nil && c.origin == "" {
 		// Newest first, as in Kommo's only example.
 		for i := len(c.msgs) - 1 - offset; i >= 0 && len(out) < limit; i-- {
 			out = append(out, messageJSON(c, c.msgs[i]))

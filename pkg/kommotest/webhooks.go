@@ -258,6 +258,3 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	noContent(w)
 }
-
-// dropQueued forgets what was queued for a deleted or disabled webhook.
-func (s *Server) dropQueued(hookID int64) {}
