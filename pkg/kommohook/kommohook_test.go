@@ -234,6 +234,27 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+func TestParseOddButValid(t *testing.T) {
+	d, err := Parse(lines(`
+account[id]=1
+message[add][0][id]=m
+message[add][0][chat_id]=c
+message[add][0][created_at]=1700000000
+message[add][0][type]=outgoing
+message[add][0][entity_type]=leads
+message[add][0][entity_id]=12
+message[add][0][talk_id]=
+message[add][0][author][name]=A &lt;b&gt; &amp;amp;`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := d.Messages[0]
+	// type=outgoing under message[add] has never been seen, but is taken at its word.
+	if !m.Outgoing || m.LeadID != 12 || m.TalkID != 0 || m.AuthorName != "A <b> &amp;" {
+		t.Errorf("parsed %+v", m)
+	}
+}
+
 func TestParseRepeatedKeyKeepsLast(t *testing.T) {
 	v := lines("account[id]=1")
 	v.Add("account[id]", "2")

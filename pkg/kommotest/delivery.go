@@ -115,8 +115,9 @@ func (s *Server) ChatOrigin(chatID string) string {
 // queues its webhooks: talk[add] first when the chat has no open talk, then
 // message[add] (from the client) or outgoing_message[add] (from a manager, a
 // bot or the phone app; about 1 in 4 without element_id) followed by a noisy
-// talk[update] with is_in_work=1. It panics on a chat that is not native.
-func (s *Server) AddNativeMessage(chatID, text string, fromClient bool) {
+// talk[update] with is_in_work=1. It returns the message id (the webhook's
+// message id, the dedupe key) and panics on a chat that is not native.
+func (s *Server) AddNativeMessage(chatID, text string, fromClient bool) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.nativeChat(chatID, "AddNativeMessage")
@@ -128,6 +129,7 @@ func (s *Server) AddNativeMessage(chatID, text string, fromClient bool) {
 		fromClient: fromClient, typ: "text", text: text}
 	c.msgs = append(c.msgs, m)
 	s.emitMessage(c, m, at)
+	return m.id
 }
 
 // ReplayNative queues the webhooks of every message already in the lead's

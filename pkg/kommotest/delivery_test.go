@@ -73,8 +73,9 @@ func (rc *receiver) deliveries(t *testing.T) []*kommohook.Delivery {
 
 func register(t *testing.T, s *Server, dest string, settings ...string) {
 	t.Helper()
-	wantStatus(t, send(t, "POST", s.KommoURL+"/api/v4/webhooks", map[string]any{"destination": dest, "settings": settings},
-		withJSON(bearer(s.LongLivedToken()))...), 201)
+	if err := s.RegisterWebhook(dest, settings...); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func waitHooks(t *testing.T, s *Server) {
@@ -129,11 +130,12 @@ func TestNativeChatsAreHiddenFromTheChatsAPI(t *testing.T) {
 func TestDeliveryOfMessagesAndTalks(t *testing.T) {
 	s := startTest(t, Options{RESTRateLimit: -1, NativeLeads: 2, Seed: 3}, nil)
 	rc := newReceiver(t, nil)
-	register(t, s, rc.url(), allChatEvents...)
+	wantStatus(t, send(t, "POST", s.KommoURL+"/api/v4/webhooks", map[string]any{"destination": rc.url(), "settings": allChatEvents},
+		withJSON(bearer(s.LongLivedToken()))...), 201)
 	lead := s.NativeLeads()[0]
 	chat := lead.ChatIDs[0]
 
-	s.AddNativeMessage(chat, "Hola, ¿precio?", true)
+	firstID := s.AddNativeMessage(chat, "Hola, ¿precio?", true)
 	waitHooks(t, s)
 	s.AddNativeMessage(chat, "120 USD", false)
 	waitHooks(t, s)
@@ -184,6 +186,9 @@ func TestDeliveryOfMessagesAndTalks(t *testing.T) {
 				got = append(got, ev{"close", tk.TalkID})
 			}
 		}
+	}
+	if d := rc.deliveries(t); len(d[0].Messages) == 0 || d[0].Messages[0].ID != firstID {
+		t.Errorf("first body %+v, want the message %s", d[0], firstID)
 	}
 	if len(talkIDs) != 2 || talkIDs[0] == talkIDs[1] {
 		t.Fatalf("talk[add] ids %v, want two different talks", talkIDs)
@@ -380,6 +385,29 @@ func TestDeliveryDisablesAFailingHook(t *testing.T) {
 	waitHooks(t, s)
 	if st := s.Stats(); st.WebhookDeliveries != 1 {
 		t.Errorf("after re-enabling: %+v", st)
+	}
+}
+
+func TestRegisterWebhookChecks(t *testing.T) {
+	s := startTest(t, Options{}, nil)
+	for _, tc := range []struct {
+		dest   string
+		events []string
+	}{
+		{"http://127.0.0.1:1/hook", []string{"add_message"}},
+		{"ftp://127.0.0.1:1/hook/", []string{"add_message"}},
+		{"http://127.0.0.1:1/hook/", []string{"add_mesage"}},
+		{"http://127.0.0.1:1/hook/", nil},
+	} {
+		if err := s.RegisterWebhook(tc.dest, tc.events...); err == nil {
+			t.Errorf("RegisterWebhook(%q, %v) accepted", tc.dest, tc.events)
+		}
+	}
+	if err := s.RegisterWebhook("http://127.0.0.1:1/hook/", "add_message", "add_message"); err != nil {
+		t.Fatal(err)
+	}
+	if h := s.Webhooks(); len(h) != 1 || !reflect.DeepEqual(h[0].Settings, []string{"add_message"}) {
+		t.Errorf("Webhooks() = %+v", h)
 	}
 }
 

@@ -9,6 +9,11 @@
 // allowed requests per second (with the IP block that follows repeated 429s).
 // A client that passes against these fakes has met the documented contract,
 // not the fake's good will. See /work/shared/kommo-api.md for the sources.
+//
+// The REST fake also keeps the account webhooks registry, and sends account
+// webhooks (form bodies, as Kommo does, to loopback destinations only) for
+// chats on other integrations' channels (Options.NativeLeads): see
+// webhooks.go, delivery.go and /work/shared/kommo-webhooks.md.
 package kommotest
 
 import (
