@@ -153,3 +153,27 @@ func TestWebhooksInstallNeedsAnAddress(t *testing.T) {
 		t.Errorf("registered %+v", hooks)
 	}
 }
+
+// Native chats (WhatsApp, Telegram, ... of other integrations) are invisible
+// to the sweep: their leads end as "no chats", never as failures, and get no
+// note; the other leads are summarised as before.
+func TestSweepSkipsNativeChats(t *testing.T) {
+	opts := fastFakes
+	opts.NativeLeads = 3
+	w := newWorld(t, opts, fast)
+	w.login()
+	native := w.srv.NativeLeads()
+	if len(native) != 3 {
+		t.Fatalf("%d native leads, want 3", len(native))
+	}
+	rep, res := w.sweep()
+	if res.code != 0 || rep.Failed != 0 || rep.Summarized != len(w.srv.OpenLeadsWithChats()) || rep.SkippedNoChats < 3 {
+		t.Fatalf("sweep: exit %d, %+v\n%s", res.code, rep, tail(res.stderr))
+	}
+	for _, l := range native {
+		if n := w.srv.Notes(l.ID); len(n) != 0 {
+			t.Errorf("native lead %d got notes %+v", l.ID, n)
+		}
+	}
+	assertNotes(t, w.srv, 1)
+}
