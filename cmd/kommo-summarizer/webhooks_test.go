@@ -152,6 +152,14 @@ func TestWebhooksInstallNeedsAnAddress(t *testing.T) {
 		!reflect.DeepEqual(hooks[0].Settings, []string{"add_message", "add_outgoing_message", "add_talk", "update_talk"}) {
 		t.Errorf("registered %+v", hooks)
 	}
+
+	// A hook left under an old secret is shown, masked.
+	preRegister(t, w.srv, "https://old.example.com/webhooks/kommo/oldsecret0123456789/", "add_message")
+	res = w.run("webhooks", "status", "--url", "http://127.0.0.1:8080")
+	if res.code != 0 || !strings.Contains(res.stdout, "Another serve webhook on the account: https://old.example.com/webhooks/kommo/olds…/") ||
+		strings.Contains(res.stdout, "oldsecret0123456789") || !strings.Contains(res.stdout, "State: enabled") {
+		t.Errorf("status with a stale hook: exit %d\n%s\n%s", res.code, res.stdout, tail(res.stderr))
+	}
 }
 
 // Native chats (WhatsApp, Telegram, ... of other integrations) are invisible

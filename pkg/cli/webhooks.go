@@ -187,8 +187,22 @@ func webhooksInstall(ctx context.Context, opts *webhooksOptions, a *app, dest, s
 	return nil
 }
 
+// maskAnySecret masks the path segment after /webhooks/kommo/ of any URL:
+// another kommo-summarizer's hook, or ours under an old secret.
+func maskAnySecret(dest string) string {
+	i := strings.Index(dest, webhookPath)
+	if i < 0 {
+		return dest
+	}
+	rest := dest[i+len(webhookPath):]
+	secret, _, _ := strings.Cut(rest, "/")
+	return maskDestination(dest, secret)
+}
+
 func webhooksStatus(ctx context.Context, opts *webhooksOptions, a *app, dest, shown string) error {
-	hooks, err := a.kommo.Webhooks(ctx, dest)
+	// All of them, not just ours: a hook left behind under an old secret or
+	// address is worth a line.
+	hooks, err := a.kommo.Webhooks(ctx, "")
 	if err != nil {
 		return fmt.Errorf("read the account's webhooks: %w", err)
 	}
@@ -200,6 +214,12 @@ func webhooksStatus(ctx context.Context, opts *webhooksOptions, a *app, dest, sh
 	lastLine := "never"
 	if !last.IsZero() {
 		lastLine = last.UTC().Format(time.RFC3339) + " (" + time.Since(last).Round(time.Second).String() + " ago)"
+	}
+	for _, o := range hooks {
+		if o.Destination != dest && strings.Contains(o.Destination, webhookPath) {
+			fmt.Fprintf(out, "Another serve webhook on the account: %s (events: %s): delete it in Kommo's settings if it is stale\n",
+				maskAnySecret(o.Destination), strings.Join(o.Settings, ", "))
+		}
 	}
 	h := findWebhook(hooks, dest)
 	if h == nil {
