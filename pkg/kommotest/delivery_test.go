@@ -394,7 +394,6 @@ func TestRegisterWebhookChecks(t *testing.T) {
 		dest   string
 		events []string
 	}{
-		{"http://127.0.0.1:1/hook", []string{"add_message"}},
 		{"ftp://127.0.0.1:1/hook/", []string{"add_message"}},
 		{"http://127.0.0.1:1/hook/", []string{"add_mesage"}},
 		{"http://127.0.0.1:1/hook/", nil},
