@@ -299,12 +299,16 @@ func TestDeliveryRetrySchedule(t *testing.T) {
 		{"499 gets five attempts", 499, 0, 5},
 		{"404 gets three", 404, 0, 3},
 		{"a redirect is not a delivery", 302, 0, 3},
-		{"a slow answer is a timeout: three", 200, 300 * time.Millisecond, 3},
+		{"a slow answer is a timeout: three", 200, 400 * time.Millisecond, 3},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			timeout := 5 * time.Second // a loaded machine must not turn a 500 into a timeout
+			if tt.delay > 0 {
+				timeout = 100 * time.Millisecond
+			}
 			s := startTest(t, Options{RESTRateLimit: -1, NativeLeads: 1, WebhookRetryUnit: time.Millisecond,
-				WebhookTimeout: 100 * time.Millisecond}, nil)
+				WebhookTimeout: timeout}, nil)
 			rc := newReceiver(t, func(int) (int, time.Duration) { return tt.status, tt.delay })
 			register(t, s, rc.url(), "add_message")
 			start := time.Now()
