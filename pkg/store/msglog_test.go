@@ -139,3 +139,24 @@ func TestClaimsAndVersions(t *testing.T) {
 		t.Fatalf("Beat of a live run = %v", err)
 	}
 }
+
+// Webhook times are whole seconds: messages of the same second page in
+// arrival order, newest (last to arrive) first, whatever their ids.
+func TestLogHistorySameSecondKeepsArrivalOrder(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, filepath.Join(t.TempDir(), "s.db"))
+	at := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	for _, id := range []string{"zz-first", "aa-second", "mm-third"} {
+		if _, err := db.Ingest(ctx, []Delivery{{Messages: []LogMessage{logMsg(id, "c", 1, DirectionIn, at)}}}, IngestOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, err := db.LogHistory(ctx, 1, "c", 0, 0)
+	if err != nil || len(page) != 3 || page[0].ID != "mm-third" || page[2].ID != "zz-first" {
+		t.Fatalf("LogHistory = %+v, %v; want the arrival order reversed", page, err)
+	}
+	msgs, err := db.LeadMessages(ctx, 1, 2)
+	if err != nil || len(msgs) != 2 || msgs[0].ID != "aa-second" || msgs[1].ID != "mm-third" {
+		t.Fatalf("LeadMessages = %+v, %v; want the last two in arrival order", msgs, err)
+	}
+}
