@@ -69,9 +69,10 @@ func printReport(w io.Writer, rep *sweep.Report, asJSON bool) error {
 		fmt.Fprintf(w, "  failed: lead %d: %s\n", f.LeadID, f.Error)
 	}
 	if rep.Unreadable > 0 {
-		fmt.Fprintf(w, "\n%d leads have contacts but no chat any source can read. Their WhatsApp, Telegram or\n"+
-			"Instagram chats belong to other integrations: run 'kommo-summarizer webhooks install' and keep\n"+
-			"'kommo-summarizer serve' running, and their messages reach the message log from then on.\n", rep.Unreadable)
+		fmt.Fprintf(w, "\n%s contacts but no chat any source can read. WhatsApp, Telegram and Instagram\n"+
+			"chats of other integrations reach kommo-summarizer only through Kommo's webhooks: run\n"+
+			"'kommo-summarizer webhooks install' and keep 'kommo-summarizer serve' running, and their\n"+
+			"messages reach the message log from then on.\n", plural(rep.Unreadable, "lead has", "leads have"))
 	}
 	for _, l := range rep.Leads {
 		if l.Summary == "" {
@@ -88,4 +89,11 @@ func indent(s string) string {
 		lines[i] = "  " + l
 	}
 	return strings.Join(lines, "\n")
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
