@@ -14,8 +14,8 @@ import (
 // The Events API fake: GET /api/v4/events as kommo-webhooks.md §6 and §7.5
 // describe it. Every chat message has its event (seeded messages at their
 // times, messages added by AddMessage at the moment they are added), for
-// the chats of our channel and of other integrations alike: Kommo records
-// chat events for every channel. Events carry no text.
+// the chats of our channel and of other integrations (Options.NativeLeads)
+// alike: Kommo records chat events for every channel. Events carry no text.
 //
 // Chat message events are not stored: they are derived from the messages,
 // so an account of 10,000 leads costs no more memory than its chats. Status
@@ -80,8 +80,23 @@ func eventID(parts ...string) string {
 }
 
 // talkOf is the talk a chat's messages belong to. Our channel's chats have
-// one talk each, numbered by the chat's link id (far from native talks).
-func talkOf(c *chat) int64 { return c.linkID }
+// one talk each, numbered by the chat's link id (far from native talks); a
+// native chat's messages are given its current talk (the fake does not keep
+// the talk of each message).
+func talkOf(c *chat) int64 {
+	if c.origin != "" && c.talkID != 0 {
+		return c.talkID
+	}
+	return c.linkID
+}
+
+// originOf is the origin events give a chat's messages.
+func originOf(c *chat) string {
+	if c.origin != "" {
+		return c.origin
+	}
+	return ourOrigin
+}
 
 // ourOrigin is the origin events give the messages of our own Chats API channel.
 const ourOrigin = "com.kommo.summarizer"
@@ -111,7 +126,7 @@ func (s *Server) eachEvent(pre func(typ string, at time.Time) bool, keep func(e 
 						continue
 					}
 					e := event{
-						id: eventID("msg", m.id), typ: typ, createdAt: at, msgID: m.id, talkID: talkOf(ch), origin: ourOrigin,
+						id: eventID("msg", m.id), typ: typ, createdAt: at, msgID: m.id, talkID: talkOf(ch), origin: originOf(ch),
 						entityType: entityType, entityID: l.id, contactID: cid,
 					}
 					if !m.fromClient {

@@ -163,3 +163,28 @@ func (db *DB) SeeTalks(ctx context.Context, talks []Talk) (int, error) {
 	})
 	return fresh, err
 }
+
+// LoggedLeadsSince returns the leads whose message log changed since t:
+// messages received (webhooks, including late or replayed deliveries of
+// old messages, which the Events API does not show again) or a chat newly
+// tied to the lead.
+func (db *DB) LoggedLeadsSince(ctx context.Context, t time.Time) ([]int64, error) {
+	rows, err := db.db.QueryContext(ctx, `SELECT lead_id FROM messages WHERE received_at >= ? AND lead_id != 0
+		UNION SELECT lead_id FROM chat_leads WHERE updated_at >= ? AND lead_id != 0 ORDER BY 1`, ms64(t), ms64(t))
+	if err != nil {
+		return nil, fmt.Errorf("store: read the leads whose message log changed: %w", err)
+	}
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("store: read the leads whose message log changed: %w", err)
+		}
+		out = append(out, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: read the leads whose message log changed: %w", err)
+	}
+	return out, nil
+}

@@ -75,3 +75,23 @@ func TestContactChatsCacheAndTalks(t *testing.T) {
 		t.Fatal("a known talk dropped the cache")
 	}
 }
+
+func TestLoggedLeadsSince(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, "")
+	c := newClock(t0)
+	db.Now = c.Now
+	old := LogMessage{ID: "m1", ChatID: "c1", LeadID: 5, Direction: DirectionIn, Type: "text", Text: "a", CreatedAt: t0.Add(-48 * time.Hour)}
+	if _, err := db.AddMessages(ctx, []LogMessage{old}); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(time.Hour)
+	late := LogMessage{ID: "m2", ChatID: "c2", LeadID: 9, Direction: DirectionIn, Type: "text", Text: "b", CreatedAt: t0.Add(-48 * time.Hour)}
+	if _, err := db.AddMessages(ctx, []LogMessage{late}); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := db.LoggedLeadsSince(ctx, t0.Add(time.Minute))
+	if err != nil || !slices.Equal(ids, []int64{9}) {
+		t.Fatalf("leads whose log changed since: %v, %v; want [9] (received late, however old)", ids, err)
+	}
+}

@@ -15,7 +15,8 @@ import (
 
 // Changes is the producer of `sweep`: the leads whose chats got messages
 // since the last completed sweep, as the Events API tells (about 2 requests
-// when nothing changed, instead of 1.6 per lead). The first sweep, a sweep
+// when nothing changed, instead of 1.6 per lead), with the leads whose
+// message log (webhooks) changed since and the leads the last sweep failed. The first sweep, a sweep
 // with full set, a sweep when Options.FullEvery has passed since the last
 // full pass, and a sweep whose token may not read events (403) walk every
 // active lead instead: the full pass catches what the events missed
@@ -140,11 +141,17 @@ func (p *changes) incremental(ctx context.Context, r *run, feed store.Feed, send
 	}
 	r.step("read events", 0, time.Since(t0))
 
+	// The message log is a source too: webhooks may bring messages the
+	// events showed long ago (a hook installed late, retried deliveries).
+	logged, err := r.o.DB.LoggedLeadsSince(ctx, from)
+	if err != nil {
+		return storeErr(err)
+	}
 	ids := map[int64]bool{}
 	for id := range leads {
 		ids[id] = true
 	}
-	for _, id := range feed.Retry {
+	for _, id := range slices.Concat(feed.Retry, logged) {
 		ids[id] = true
 	}
 	closed := 0
@@ -157,7 +164,7 @@ func (p *changes) incremental(ctx context.Context, r *run, feed store.Feed, send
 	order := slices.Sorted(maps.Keys(ids))
 	r.count(func(rep *Report) { rep.Mode, rep.EventsRead = "changes", read })
 	r.log.Info("sweeping the leads the events named", "since", from, "events", read, "leads", len(order),
-		"retried", len(feed.Retry), "dropped_closed", closed, "not_on_a_lead", other)
+		"retried", len(feed.Retry), "logged", len(logged), "dropped_closed", closed, "not_on_a_lead", other)
 
 	sent := 0
 	for chunk := range slices.Chunk(order, 50) {
