@@ -80,3 +80,39 @@ func TestEventsForbiddenIs403(t *testing.T) {
 		}
 	}
 }
+
+// The full pass asks for the leads of each open stage: the pipelines and
+// the status filter, against the fake.
+func TestPipelinesAndTheStatusFilter(t *testing.T) {
+	srv := startFakes(t, kommotest.Options{Leads: 40, RESTRateLimit: -1})
+	c := fakeClient(t, srv, nil)
+	ctx := context.Background()
+	pipes, err := c.Pipelines(ctx)
+	if err != nil || len(pipes) != 1 || len(pipes[0].Embedded.Statuses) < 3 {
+		t.Fatalf("pipelines: %+v, %v", pipes, err)
+	}
+	open := 0
+	for _, s := range pipes[0].Embedded.Statuses {
+		if s.ID == StatusWon || s.ID == StatusLost {
+			continue
+		}
+		for l, err := range c.Leads(ctx, LeadsQuery{Statuses: []StatusFilter{{PipelineID: pipes[0].ID, StatusID: s.ID}}}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.StatusID != s.ID {
+				t.Fatalf("lead %d in stage %d listed for stage %d", l.ID, l.StatusID, s.ID)
+			}
+			open++
+		}
+	}
+	want := 0
+	for _, l := range srv.Leads() {
+		if l.StatusID != StatusWon && l.StatusID != StatusLost {
+			want++
+		}
+	}
+	if open != want {
+		t.Errorf("the open stages list %d leads, the account has %d open", open, want)
+	}
+}

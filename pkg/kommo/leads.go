@@ -80,7 +80,14 @@ type LeadsQuery struct {
 	With  []string // e.g. {"contacts"}
 	Limit int      // 1..250, default 250
 	IDs   []int64  // filter[id][]=...
+	// Statuses: only leads in these stages, filter[statuses][N][pipeline_id]
+	// and [status_id]. Kommo's leads-list reference says that one request
+	// filters one stage of one pipeline; send one pair per query.
+	Statuses []StatusFilter
 }
+
+// StatusFilter is one stage of one pipeline in filter[statuses].
+type StatusFilter struct{ PipelineID, StatusID int64 }
 
 type leadsPage struct {
 	Links struct {
@@ -115,6 +122,10 @@ func (c *Client) Leads(ctx context.Context, q LeadsQuery) iter.Seq2[*Lead, error
 		}
 		for _, id := range q.IDs {
 			v.Add("filter[id][]", strconv.FormatInt(id, 10))
+		}
+		for i, s := range q.Statuses {
+			v.Set(fmt.Sprintf("filter[statuses][%d][pipeline_id]", i), strconv.FormatInt(s.PipelineID, 10))
+			v.Set(fmt.Sprintf("filter[statuses][%d][status_id]", i), strconv.FormatInt(s.StatusID, 10))
 		}
 		u := c.endpoint("/api/v4/leads", v)
 		for {

@@ -127,7 +127,7 @@ func (s *Server) note429(now time.Time) {
 
 func (s *Server) routeREST(w http.ResponseWriter, r *http.Request, seg []string) {
 	id := int64(0)
-	if len(seg) >= 2 && seg[0] == "leads" && seg[1] != "notes" {
+	if len(seg) >= 2 && seg[0] == "leads" && seg[1] != "notes" && seg[1] != "pipelines" {
 		n, err := strconv.ParseInt(seg[1], 10, 64)
 		if err != nil || n <= 0 {
 			s.unknownRoute(r)
@@ -162,6 +162,8 @@ func (s *Server) routeREST(w http.ResponseWriter, r *http.Request, seg []string)
 		s.contactChats(w, r)
 	case "GET events":
 		s.listEvents(w, r)
+	case "GET leads/pipelines":
+		s.listPipelines(w, r)
 	case "GET webhooks":
 		s.listWebhooks(w, r)
 	case "POST webhooks":

@@ -590,7 +590,7 @@ func countNot200(codes []int) int {
 func TestUnknownEndpoints(t *testing.T) {
 	s := startTest(t, Options{RESTRateLimit: -1, Leads: 2}, nil)
 	h := bearer(s.LongLivedToken())
-	for _, req := range [][2]string{{"GET", "/api/v4/leads/pipelines"}, {"DELETE", "/api/v4/leads/10000001"},
+	for _, req := range [][2]string{{"POST", "/api/v4/leads/pipelines"}, {"DELETE", "/api/v4/leads/10000001"},
 		{"GET", "/api/v4/leads/notes"}, {"POST", "/api/v4/leads"}, {"GET", "/"}, {"GET", "/oauth2/access_token"}} {
 		r := send(t, req[0], s.KommoURL+req[1], nil, h...)
 		wantStatus(t, r, 404)

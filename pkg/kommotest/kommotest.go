@@ -251,8 +251,9 @@ type Stats struct {
 	WebhookAttempts, WebhookDeliveries, WebhookRetries, WebhookFailures int
 	WebhookDuplicates, WebhookDropped, WebhookRefused, WebhooksDisabled int
 
-	// EventsCalls counts GET /api/v4/events requests.
-	EventsCalls int
+	// EventsCalls and PipelineCalls count GET /api/v4/events and GET
+	// /api/v4/leads/pipelines requests.
+	EventsCalls, PipelineCalls int
 }
 
 // Lead is a synthetic lead as tests see it.

@@ -85,7 +85,7 @@ func (p *changes) produce(ctx context.Context, r *run, send func(*kommo.Lead) bo
 	p.full = true
 	r.count(func(rep *Report) { rep.Mode = "full" })
 	r.log.Info("full pass: every active lead", "reason", reason)
-	n, err := r.walkLeads(ctx, kommo.LeadsQuery{With: []string{"contacts"}}, nil, 0, send)
+	n, err := r.walkActive(ctx, send)
 	p.truncated = n < 0
 	return err
 }

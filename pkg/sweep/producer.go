@@ -26,8 +26,8 @@ type Producer interface {
 	settle(ctx context.Context, r *run, err error)
 }
 
-// Listing walks every lead of the account and sends the active ones (not
-// won, not lost): the full pass.
+// Listing sends every active lead (not won, not lost): the full pass. It
+// asks for the leads of each open stage (see walkActive).
 func Listing() Producer { return listing{} }
 
 // LeadIDs sends those leads, whatever their status, asking for them 50 at a
@@ -54,8 +54,46 @@ func (r *run) producer() Producer {
 type listing struct{}
 
 func (listing) produce(ctx context.Context, r *run, send func(*kommo.Lead) bool) error {
-	_, err := r.walkLeads(ctx, kommo.LeadsQuery{With: []string{"contacts"}}, nil, 0, send)
+	_, err := r.walkActive(ctx, send)
 	return err
+}
+
+// walkActive sends every active lead. It lists the pipelines and asks for
+// the leads of each open stage, one stage a query (Kommo's leads-list
+// reference: one stage of one pipeline per filter), so won and lost leads,
+// most of an old account, are never read. When the pipelines cannot be
+// listed it walks every lead and skips the won and lost ones itself. A lead
+// that moves to a stage already walked during the walk waits for its next
+// event or full pass. It returns the leads sent, or -1 when the run's Limit
+// was reached or the run is stopping.
+func (r *run) walkActive(ctx context.Context, send func(*kommo.Lead) bool) (int, error) {
+	all := kommo.LeadsQuery{With: []string{"contacts"}}
+	t0 := time.Now()
+	pipes, err := r.o.Kommo.Pipelines(ctx)
+	r.step("list pipelines", 0, time.Since(t0))
+	if err != nil && (Fatal(err) || ctx.Err() != nil) {
+		return 0, err
+	}
+	if err != nil || len(pipes) == 0 {
+		r.log.Warn("could not list the pipelines, so this pass reads every lead and skips the won and lost ones itself", "err", err)
+		return r.walkLeads(ctx, all, nil, 0, send)
+	}
+	sent := 0
+	for _, p := range pipes {
+		for _, s := range p.Embedded.Statuses {
+			if s.ID == kommo.StatusWon || s.ID == kommo.StatusLost {
+				continue
+			}
+			q := all
+			q.Statuses = []kommo.StatusFilter{{PipelineID: p.ID, StatusID: s.ID}}
+			n, err := r.walkLeads(ctx, q, nil, sent, send)
+			if err != nil || n < 0 {
+				return n, err
+			}
+			sent = n
+		}
+	}
+	return sent, nil
 }
 
 func (listing) settle(context.Context, *run, error) {}

@@ -49,6 +49,7 @@ type Kommo interface {
 	LeadNotes(ctx context.Context, leadID int64, q kommo.NotesQuery) ([]kommo.Note, error)
 	UpdateLeads(ctx context.Context, leads []kommo.LeadUpdate) error
 	Events(ctx context.Context, q kommo.EventsQuery) iter.Seq2[*kommo.Event, error]
+	Pipelines(ctx context.Context) ([]kommo.Pipeline, error)
 }
 
 // LLM writes the summaries.
