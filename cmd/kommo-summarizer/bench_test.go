@@ -16,7 +16,8 @@ import (
 
 // BenchmarkSweep runs the real binary against the fakes with real latency
 // (20 ms a request, 300 ms an LLM call) and Kommo's 7 requests/s enforced,
-// over 60 and 1,000 leads: a changed sweep, then an unchanged one.
+// over 60 and 1,000 leads: a changed sweep (the first, a full pass), then an
+// unchanged full pass (--full; an incremental sweep is BenchmarkSweepChanges').
 //
 //	make bench            (both sizes and the memory benchmark, about 15 minutes)
 //	make bench BENCH=Sweep/60   (the 60-lead one)
@@ -59,11 +60,11 @@ func benchSweep(b *testing.B, leads int) {
 		st.PeakRESTPerSecond, st.PeakChatsPerSecond, st.REST429+st.Chats429, changed.rep.LLMCalls, changed.rep.Summarized, changed.rssMiB)
 
 	w.srv.ResetStats()
-	same := measure(b, w)
+	same := measure(b, w, "--full")
 	st = w.srv.Stats()
 	b.ReportMetric(same.wall.Seconds(), "unchanged_wall_s")
 	b.ReportMetric(float64(same.rep.LLMCalls+st.NotesPosts+st.LeadPatches), "unchanged_llm+writes")
-	fmt.Fprintf(os.Stderr, "unchanged sweep, %d leads: wall %.1fs, %d LLM calls, %d note posts, %d lead patches, %d REST + %d Chats calls, RSS %.1f MiB\n",
+	fmt.Fprintf(os.Stderr, "unchanged full pass, %d leads: wall %.1fs, %d LLM calls, %d note posts, %d lead patches, %d REST + %d Chats calls, RSS %.1f MiB\n",
 		leads, same.wall.Seconds(), same.rep.LLMCalls, st.NotesPosts, st.LeadPatches, st.RESTRequests, st.ChatsRequests, same.rssMiB)
 }
 
@@ -73,9 +74,9 @@ type measured struct {
 	rep    report
 }
 
-func measure(b *testing.B, w *world) measured {
+func measure(b *testing.B, w *world, args ...string) measured {
 	b.Helper()
-	cmd := w.command("sweep", "--json")
+	cmd := w.command(append([]string{"sweep", "--json"}, args...)...)
 	out, err := os.Create(filepath.Join(w.dir, "report.json"))
 	if err != nil {
 		b.Fatal(err)
@@ -105,8 +106,8 @@ func measure(b *testing.B, w *world) measured {
 
 // BenchmarkSweepMemory shows that a sweep's memory does not grow with the
 // account: the fakes answer without rate limits or latency, and the peak
-// resident memory of a changed and of an unchanged sweep is reported for
-// 300 and 3,000 leads.
+// resident memory of a changed and of an unchanged full pass is reported
+// for 300 and 3,000 leads.
 //
 //	make bench BENCH=SweepMemory  (this one only)
 func BenchmarkSweepMemory(b *testing.B) {
@@ -119,10 +120,10 @@ func BenchmarkSweepMemory(b *testing.B) {
 					c["log"]["level"] = "warn"
 				})
 				w.login()
-				changed, same := measure(b, w), measure(b, w)
+				changed, same := measure(b, w), measure(b, w, "--full")
 				b.ReportMetric(changed.rssMiB, "changed_rss_MiB")
 				b.ReportMetric(same.rssMiB, "unchanged_rss_MiB")
-				fmt.Fprintf(os.Stderr, "\nmemory, %d leads: changed sweep peak %.1f MiB (%d summarized), unchanged sweep peak %.1f MiB\n",
+				fmt.Fprintf(os.Stderr, "\nmemory, %d leads: changed sweep peak %.1f MiB (%d summarized), unchanged full pass peak %.1f MiB\n",
 					n, changed.rssMiB, changed.rep.Summarized, same.rssMiB)
 			}
 		})

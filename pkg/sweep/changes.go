@@ -41,6 +41,9 @@ type changes struct {
 	truncated bool
 }
 
+// logMargin is how far before the cursor the message log is read again.
+const logMargin = time.Second
+
 // The event types the feed reads in one walk.
 var feedTypes = []string{kommo.EventIncomingChatMessage, kommo.EventOutgoingChatMessage, kommo.EventLeadStatusChanged}
 
@@ -143,7 +146,9 @@ func (p *changes) incremental(ctx context.Context, r *run, feed store.Feed, send
 
 	// The message log is a source too: webhooks may bring messages the
 	// events showed long ago (a hook installed late, retried deliveries).
-	logged, err := r.o.DB.LoggedLeadsSince(ctx, from)
+	// Its times are this host's clock and its writes short transactions,
+	// so it needs no margin for Kommo's clock: a second covers the clock.
+	logged, err := r.o.DB.LoggedLeadsSince(ctx, feed.Cursor.Add(-logMargin))
 	if err != nil {
 		return storeErr(err)
 	}
