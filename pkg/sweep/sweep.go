@@ -1,6 +1,7 @@
 // Package sweep is the summary engine that `sweep`, `summarize` and `serve`
-// share: take leads from a producer (the account's listing, a list of ids,
-// the chat-close queue), find their conversations in every source, fetch
+// share: take leads from a producer (Producer: the account's open stages, a
+// list of ids, the chat-close queue, or Changes, the Events API's change feed
+// with its full pass), find their conversations in every source, fetch
 // what is new, summarise, write the summary back to Kommo exactly once, and
 // record the outcome.
 //
