@@ -1,6 +1,7 @@
 package sweep_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -130,5 +131,32 @@ func TestChangesWithoutEventsFallsBackToFull(t *testing.T) {
 	rep := e.changes(t, false)
 	if rep.Mode != "full" || rep.SkippedUnchanged == 0 {
 		t.Fatalf("second sweep without events: mode %q, %+v", rep.Mode, rep)
+	}
+}
+
+// A lead that failed is taken again by the next sweep without an event; a
+// limited or dry run leaves the feed where it was.
+func TestChangesRetriesFailuresAndKeepsTheCursor(t *testing.T) {
+	probe := newEnv(t, fastFakes, 200)
+	bad := probe.srv.OpenLeadsWithChats()[2]
+	fo := fastFakes
+	fo.BadChats = map[string]int{bad.ChatIDs[0]: 400}
+	e := changesEnv(t, fo)
+
+	var fl *sweep.FailedLeadsError
+	rep, err := e.run(t, sweep.Request{Producer: sweep.Changes(false), Limit: 2})
+	if (err != nil && !errors.As(err, &fl)) || rep.Mode != "full" {
+		t.Fatalf("limited first sweep: %v, mode %q", err, rep.Mode)
+	}
+	if rep, _ = e.run(t, sweep.Request{Producer: sweep.Changes(false), DryRun: true}); rep.Mode != "full" {
+		t.Fatalf("after a limited sweep the next is %q, want full", rep.Mode)
+	}
+	rep, err = e.run(t, sweep.Request{Producer: sweep.Changes(false)})
+	if !errors.As(err, &fl) || rep.Mode != "full" || rep.Failed != 1 || rep.Failures[0].LeadID != bad.ID {
+		t.Fatalf("full sweep: %v, mode %q, failures %+v; want lead %d failed", err, rep.Mode, rep.Failures, bad.ID)
+	}
+	rep, err = e.run(t, sweep.Request{Producer: sweep.Changes(false)})
+	if !errors.As(err, &fl) || rep.Mode != "changes" || rep.LeadsScanned != 1 || rep.Failures[0].LeadID != bad.ID {
+		t.Fatalf("next sweep: %v, mode %q, scanned %d, failures %+v; want the failed lead again", err, rep.Mode, rep.LeadsScanned, rep.Failures)
 	}
 }
