@@ -101,7 +101,10 @@ func (p *changes) incremental(ctx context.Context, r *run, feed store.Feed, send
 	statuses := map[int64]statusSeen{}
 	read, other := 0, 0
 	t0 := time.Now()
-	for e, err := range r.o.Kommo.Events(ctx, kommo.EventsQuery{Types: feedTypes, From: from}) {
+	// Up to the run's start, as Kommo's own example bounds both ends: what
+	// comes later is the next sweep's (its window starts a margin before).
+	to := r.report.StartedAt
+	for e, err := range r.o.Kommo.Events(ctx, kommo.EventsQuery{Types: feedTypes, From: from, To: to}) {
 		if err != nil {
 			var ke *kommo.Error
 			if Fatal(err) || ctx.Err() != nil || (read == 0 && errors.As(err, &ke) && ke.Status == http.StatusForbidden) {
