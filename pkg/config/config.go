@@ -6,8 +6,10 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -172,9 +174,6 @@ const (
 	NeedLLM
 	// NeedStore: store.path.
 	NeedStore
-
-	// NeedAll is what a full sweep uses.
-	NeedAll = NeedKommo | NeedOAuthApp | NeedChats | NeedLLM | NeedStore
 )
 
 // NoteTypes are the Kommo note types a summary can be written as.
@@ -189,10 +188,46 @@ var (
 // in config.example.yaml), as an *Error. Values are always checked; need
 // decides which keys must be set.
 func (c *Config) Validate(need Need) error {
+	if err := c.checkFinite(); err != nil {
+		return err
+	}
 	for _, check := range []func(Need) *Error{c.validateKommo, c.validateChats, c.validateLLM, c.validateRest} {
 		if err := check(need); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkFinite refuses NaN and infinities in every float key. They come first,
+// as a value that is not a number would from Load: NaN compares false with
+// everything, so it would slip through every range check below.
+func (c *Config) checkFinite() *Error {
+	v := reflect.ValueOf(*c)
+	for _, k := range leafKeys() {
+		if k.typ.Kind() != reflect.Float64 {
+			continue
+		}
+		if f := v.FieldByIndex(k.index).Float(); math.IsNaN(f) || math.IsInf(f, 0) {
+			return problem(k.name, "must be a finite number")
+		}
+	}
+	return nil
+}
+
+// minDuration is the smallest value of each duration key. Below a second a
+// timeout fails every request; a lock_stale_after of a few seconds lets a
+// run that waits on a slow Kommo lose its lock to the next cron run (and the
+// heartbeat ticks at a quarter of it, which must not round down to 0).
+var minDuration = map[string]time.Duration{
+	"kommo.timeout":          time.Second,
+	"llm.timeout":            time.Second,
+	"sweep.lock_stale_after": 10 * time.Second,
+}
+
+func checkDuration(key string, d time.Duration, example string) *Error {
+	if least := minDuration[key]; d < least {
+		return problem(key, "must be at least %s, like %q", least, example)
 	}
 	return nil
 }
@@ -234,10 +269,8 @@ func (c *Config) validateKommo(need Need) *Error {
 		return problem("kommo.requests_per_second", "must be between 0.1 and 50")
 	case k.BatchSize < 1 || k.BatchSize > 250:
 		return problem("kommo.batch_size", "must be between 1 and 250")
-	case k.Timeout <= 0:
-		return problem("kommo.timeout", "must be a positive duration like \"30s\"")
 	}
-	return nil
+	return checkDuration("kommo.timeout", k.Timeout, "30s")
 }
 
 func (c *Config) validateChats(need Need) *Error {
@@ -293,10 +326,8 @@ func (c *Config) validateLLM(need Need) *Error {
 		return problem("llm.price_input_per_1m", "must not be negative")
 	case l.PriceOutputPer1M < 0:
 		return problem("llm.price_output_per_1m", "must not be negative")
-	case l.Timeout <= 0:
-		return problem("llm.timeout", "must be a positive duration like \"60s\"")
 	}
-	return nil
+	return checkDuration("llm.timeout", l.Timeout, "60s")
 }
 
 func (c *Config) validateRest(need Need) *Error {
@@ -325,8 +356,11 @@ func (c *Config) validateRest(need Need) *Error {
 		return problem("summary.tail_messages", "must be at least 1")
 	case c.Sweep.FetchWorkers < 1 || c.Sweep.FetchWorkers > 32:
 		return problem("sweep.fetch_workers", "must be between 1 and 32")
-	case c.Sweep.LockStaleAfter <= 0:
-		return problem("sweep.lock_stale_after", "must be a positive duration like \"2m\"")
+	}
+	if err := checkDuration("sweep.lock_stale_after", c.Sweep.LockStaleAfter, "2m"); err != nil {
+		return err
+	}
+	switch {
 	case !slices.Contains(logLevels, c.Log.Level):
 		return problem("log.level", "must be one of %s", strings.Join(logLevels, ", "))
 	case !slices.Contains(logFormats, c.Log.Format):

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"reflect"
 	"slices"
@@ -108,7 +109,7 @@ func Load(path string, environ []string) (*Config, error) {
 
 	var c Config
 	hooks := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
-		strictDurationHook, mapstructure.StringToTimeDurationHookFunc()))
+		strictDurationHook, strictNumberHook, mapstructure.StringToTimeDurationHookFunc()))
 	if err := v.UnmarshalExact(&c, hooks); err != nil {
 		return nil, decodeError(err, v, keys, fromEnv, path)
 	}
@@ -178,6 +179,35 @@ func strictDurationHook(from, to reflect.Type, data any) (any, error) {
 		return data, nil
 	}
 	return nil, errors.New("not a duration")
+}
+
+// strictNumberHook refuses what mapstructure would quietly bend into a
+// number: a fraction for a whole number ("batch_size: 2.5" would read as 2,
+// NaN and infinities as anything), and true or false (read as 1 or 0).
+// Strings (the environment) are left to mapstructure, which parses them.
+func strictNumberHook(from, to reflect.Type, data any) (any, error) {
+	if to == durationType {
+		return data, nil
+	}
+	switch to.Kind() {
+	case reflect.Int, reflect.Int64, reflect.Float64:
+	default:
+		return data, nil
+	}
+	switch from.Kind() {
+	case reflect.Bool:
+		return nil, errors.New("not a number")
+	case reflect.Float32, reflect.Float64:
+		if to.Kind() == reflect.Float64 {
+			return data, nil
+		}
+		// -2^63 and 2^63 are exact as float64; int64 holds [-2^63, 2^63).
+		f := reflect.ValueOf(data).Float()
+		if f != math.Trunc(f) || f < math.MinInt64 || f >= math.MaxInt64 {
+			return nil, errors.New("not a whole number")
+		}
+	}
+	return data, nil
 }
 
 // decodeError turns mapstructure's multi-line report into one *Error that
