@@ -31,6 +31,9 @@ type Config struct {
 	Summary Summary `mapstructure:"summary"`
 	Sweep   Sweep   `mapstructure:"sweep"`
 	Log     Log     `mapstructure:"log"`
+
+	// fileWarnings are Load's findings about the file itself, for Warnings.
+	fileWarnings []string
 }
 
 // Kommo is the account, its OAuth integration and the REST API limits.
@@ -394,8 +397,11 @@ func (c *Config) Location() (*time.Location, error) {
 // Warnings returns one line for each secret that would travel over plain
 // http to a host that is not this machine. They are not errors: a test
 // server on the LAN is a legitimate choice.
+//
+// A config file that holds secrets and that other users can read is one
+// too, as ssh warns of a private key file.
 func (c *Config) Warnings() []string {
-	var out []string
+	out := slices.Clone(c.fileWarnings)
 	k := c.Kommo
 	if k.LongLivedToken != "" || k.AccessToken != "" || k.RefreshToken != "" || k.ClientSecret != "" {
 		if host, ok := plainRemote(k.BaseURL); ok {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -500,6 +501,54 @@ func TestWarnings(t *testing.T) {
 	}
 }
 
+// A file that gives secrets a value and that the group or others can read
+// gets a warning naming the file and the fix, as ssh does for a key file.
+func TestWarningsFileMode(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no group and other mode bits")
+	}
+	for _, tc := range []struct {
+		name, body string
+		mode       os.FileMode
+		want       string // "" = no warning
+	}{
+		{"secret, 0644", "llm:\n  api_key: sk-1\n", 0o644, "(llm.api_key) and other users can read it (mode 0644): chmod 600 "},
+		{"secrets, group-readable", "kommo:\n  long_lived_token: t\n  client_secret: s\nchats:\n  channel_secret: c\n", 0o640,
+			"(kommo.client_secret, kommo.long_lived_token, chats.channel_secret) and other users can read it (mode 0640)"},
+		{"every secret key", "kommo:\n  client_secret: a\n  access_token: b\n  refresh_token: c\n", 0o604,
+			"(kommo.client_secret, kommo.access_token, kommo.refresh_token)"},
+		{"secret, 0600", "llm:\n  api_key: sk-1\n", 0o600, ""},
+		{"secret, 0400", "llm:\n  api_key: sk-1\n", 0o400, ""},
+		{"no secret, 0644", "llm:\n  model: m\n  api_key: \"\"\n", 0o644, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeFile(t, tc.body)
+			if err := os.Chmod(path, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			w := mustLoad(t, path, nil).Warnings()
+			if tc.want == "" {
+				if len(w) != 0 {
+					t.Fatalf("Warnings() = %q, want none", w)
+				}
+				return
+			}
+			if len(w) != 1 || !strings.HasPrefix(w[0], path+" holds secrets ") || !strings.Contains(w[0], tc.want) ||
+				!strings.HasSuffix(w[0], "chmod 600 "+path) {
+				t.Fatalf("Warnings() = %q, want one naming %s and containing %q", w, path, tc.want)
+			}
+		})
+	}
+	// A secret from the environment is not the file's.
+	path := writeFile(t, "llm:\n  model: m\n")
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if w := mustLoad(t, path, []string{"KOMMO_SUMMARIZER_LLM_API_KEY=sk-1"}).Warnings(); len(w) != 0 {
+		t.Fatalf("Warnings() = %q, want none", w)
+	}
+}
+
 func TestEnvName(t *testing.T) {
 	if got := EnvName("kommo.base_url"); got != "KOMMO_SUMMARIZER_KOMMO_BASE_URL" {
 		t.Fatalf("EnvName = %q", got)
@@ -513,6 +562,9 @@ func exampleKeys(t *testing.T) []string {
 	ct := reflect.TypeFor[Config]()
 	for i := range ct.NumField() {
 		sec := ct.Field(i)
+		if !sec.IsExported() {
+			continue // Load's own state, not a key
+		}
 		sname := sec.Tag.Get("mapstructure")
 		if sname == "" || sec.Type.Kind() != reflect.Struct {
 			t.Fatalf("Config.%s has no mapstructure tag or is not a section", sec.Name)
@@ -531,7 +583,13 @@ func exampleKeys(t *testing.T) []string {
 
 func TestExampleConfig(t *testing.T) {
 	path := filepath.Join("..", "..", "config.example.yaml")
-	c, err := Load(path, nil)
+	example, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A copy that only its owner can read, as the example tells: its
+	// placeholders are secrets, and a checkout is world-readable.
+	c, err := Load(writeFile(t, string(example)), nil)
 	if err != nil {
 		t.Fatalf("Load(%s): %v", path, err)
 	}
@@ -563,6 +621,9 @@ func TestExampleConfig(t *testing.T) {
 	defaults := map[string]any{}
 	def := reflect.ValueOf(Default())
 	for i := range def.NumField() {
+		if !def.Type().Field(i).IsExported() {
+			continue
+		}
 		sec := def.Type().Field(i).Tag.Get("mapstructure")
 		for j := range def.Field(i).NumField() {
 			defaults[sec+"."+def.Field(i).Type().Field(j).Tag.Get("mapstructure")] = def.Field(i).Field(j).Interface()

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -39,6 +40,7 @@ func EnvName(key string) string {
 // OPENAI_API_KEY (llm.api_key only), the defaults.
 func Load(path string, environ []string) (*Config, error) {
 	v := viper.New()
+	var fileWarnings []string
 
 	keys := leafKeys()
 	def := reflect.ValueOf(Default())
@@ -88,6 +90,9 @@ func Load(path string, environ []string) (*Config, error) {
 		if err := v.MergeConfigMap(file); err != nil {
 			return nil, &Error{Key: path, Problem: oneLine(err.Error())}
 		}
+		if w := exposedSecrets(path, fv); w != "" {
+			fileWarnings = append(fileWarnings, w)
+		}
 	}
 
 	// viper's AutomaticEnv reads the process environment; the environment is
@@ -113,7 +118,35 @@ func Load(path string, environ []string) (*Config, error) {
 	if err := v.UnmarshalExact(&c, hooks); err != nil {
 		return nil, decodeError(err, v, keys, fromEnv, path)
 	}
+	c.fileWarnings = fileWarnings
 	return &c, nil
+}
+
+// secretKeys are the keys whose values give access to the account, the chat
+// history or the LLM bill.
+var secretKeys = []string{
+	"kommo.client_secret", "kommo.access_token", "kommo.refresh_token", "kommo.long_lived_token",
+	"chats.channel_secret", "llm.api_key",
+}
+
+// exposedSecrets returns a warning when the file at path, read into file,
+// gives secret keys a value and its group or other users may read it. Windows has no such mode bits.
+func exposedSecrets(path string, file *viper.Viper) string {
+	if runtime.GOOS == "windows" {
+		return ""
+	}
+	var secrets []string
+	for _, k := range secretKeys {
+		if file.GetString(k) != "" {
+			secrets = append(secrets, k)
+		}
+	}
+	fi, err := os.Stat(path)
+	if len(secrets) == 0 || err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s holds secrets (%s) and other users can read it (mode %04o): chmod 600 %s",
+		path, strings.Join(secrets, ", "), fi.Mode().Perm(), path)
 }
 
 // key is one leaf of Config: its dotted name and the path of struct fields
@@ -130,6 +163,9 @@ func leafKeys() []key {
 	ct := reflect.TypeFor[Config]()
 	for i := range ct.NumField() {
 		sec := ct.Field(i)
+		if !sec.IsExported() {
+			continue
+		}
 		for j := range sec.Type.NumField() {
 			f := sec.Type.Field(j)
 			out = append(out, key{
