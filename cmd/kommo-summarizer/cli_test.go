@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // The test binary stands in for the program (see TestMain): what it prints
@@ -164,5 +166,61 @@ func TestWarnsOfAReadableConfigFile(t *testing.T) {
 	want := w.cfgPath + " holds secrets (kommo.client_secret, chats.channel_secret, llm.api_key) and other users can read it (mode 0644): chmod 600 " + w.cfgPath
 	if !strings.Contains(res.stderr, `"level":"WARN","msg":"`+want+`"`) {
 		t.Errorf("no warning %q in stderr:\n%s", want, res.stderr)
+	}
+}
+
+// statusRow returns the fields of the row of run id in `status`.
+func statusRow(t *testing.T, w *world, id string) []string {
+	t.Helper()
+	res := w.run("status")
+	if res.code != 0 {
+		t.Fatalf("status: exit %d\n%s", res.code, res.stderr)
+	}
+	for _, l := range strings.Split(res.stdout, "\n") {
+		if f := strings.Fields(l); len(f) > 0 && f[0] == id {
+			return f
+		}
+	}
+	t.Fatalf("status does not list run %s:\n%s", id, res.stdout)
+	return nil
+}
+
+// A sweep killed with SIGKILL records nothing itself: `status` shows it as
+// killed at once (its process is gone), and still after a later run took its
+// lock over and finished.
+func TestStatusShowsAKilledRun(t *testing.T) {
+	opts := fastFakes
+	opts.LLMLatency = 400 * time.Millisecond
+	w := newWorld(t, opts, fast)
+	w.login()
+	cmd := w.command("sweep")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the sweep's LLM calls", 20*time.Second, func() bool { return w.srv.Stats().LLMCalls > 0 })
+	// The only run recorded so far is the one under way.
+	res := w.run("status")
+	var id string
+	for _, l := range strings.Split(res.stdout, "\n") {
+		if f := strings.Fields(l); len(f) == 6 && f[1] == "sweep" {
+			id = f[0]
+		}
+	}
+	if id == "" {
+		t.Fatalf("status does not list the running sweep:\n%s", res.stdout)
+	}
+	if f := statusRow(t, w, id); f[4] != "running" || f[5] != "-" {
+		t.Fatalf("the live sweep shows as %v, want running with exit -", f)
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+	if f := statusRow(t, w, id); f[4] != "killed" || f[5] != "-" {
+		t.Fatalf("the killed sweep shows as %v, want killed with exit -", f)
+	}
+	if _, res := w.sweep(); res.code != 0 {
+		t.Fatalf("the next sweep: exit %d\n%s", res.code, tail(res.stderr))
+	}
+	if f := statusRow(t, w, id); f[4] != "killed" {
+		t.Fatalf("after the next sweep the killed one shows as %v, want killed", f)
 	}
 }

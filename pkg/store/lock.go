@@ -60,7 +60,8 @@ func getLock(ctx context.Context, q queryRower) (LockHolder, bool, error) {
 // AcquireLock takes it over if that run looks dead: its heartbeat is older
 // than staleAfter (staleAfter <= 0: never), or it runs on this host and its
 // process is gone (unix only; elsewhere the heartbeat alone decides).
-// Otherwise it returns a *LockedError. Zero PID, Host and StartedAt in h are
+// Otherwise it returns a *LockedError. A run whose lock is taken over is
+// recorded as RunKilled. Zero PID, Host and StartedAt in h are
 // this process, this host and now. Acquiring a lock the run already holds
 // renews it.
 func (db *DB) AcquireLock(ctx context.Context, h LockHolder, staleAfter time.Duration) error {
@@ -91,6 +92,15 @@ func (db *DB) AcquireLock(ctx context.Context, h LockHolder, staleAfter time.Dur
 			VALUES (1, ?, ?, ?, ?, ?)`, h.RunID, h.PID, h.Host, ms64(h.StartedAt), ms64(h.HeartbeatAt))
 		if err != nil {
 			return fmt.Errorf("store: take the run lock: %w", err)
+		}
+		if held && cur.RunID != h.RunID {
+			// The holder looked dead: its run is recorded as killed, so that
+			// `status` says so from any host. If it was only slow, its next
+			// heartbeat fails and FinishRun records how it really ended.
+			_, err = tx.ExecContext(ctx, `UPDATE runs SET status = ? WHERE id = ? AND status = ?`, RunKilled, cur.RunID, RunRunning)
+			if err != nil {
+				return fmt.Errorf("store: record run %s as killed: %w", cur.RunID, err)
+			}
 		}
 		return nil
 	})

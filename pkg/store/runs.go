@@ -19,8 +19,14 @@ type Run struct {
 	Report                    []byte
 }
 
-// RunRunning is the status of a run that has not finished (or died).
+// RunRunning is the status of a run that has not finished.
 const RunRunning = "running"
+
+// RunKilled is the status of a run that died without finishing (SIGKILL, a
+// crash, a reboot): AcquireLock records it when it takes the run's lock
+// over, and Runs reports it for a run whose process is gone or whose lock
+// another run holds.
+const RunKilled = "killed"
 
 // StartRun records the start of run r with status "running". Zero StartedAt,
 // Host and PID are now, this host and this process.
@@ -66,8 +72,17 @@ func (db *DB) FinishRun(ctx context.Context, id, status string, exitCode int, re
 	})
 }
 
-// Runs returns the latest runs, newest first; limit <= 0 means all.
+// Runs returns the latest runs, newest first; limit <= 0 means all. A run
+// recorded as running is reported as RunKilled when another run holds the
+// run lock or, on this host, its process is gone: a SIGKILL leaves no other
+// trace, and a run killed after its last takeover would read "running"
+// forever.
 func (db *DB) Runs(ctx context.Context, limit int) ([]Run, error) {
+	lock, held, err := getLock(ctx, db.db)
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
 	rows, err := db.db.QueryContext(ctx, `SELECT id, command, host, pid, status, exit_code, started_at, finished_at, report
 		FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?`, limitArg(limit))
 	if err != nil {
@@ -82,6 +97,9 @@ func (db *DB) Runs(ctx context.Context, limit int) ([]Run, error) {
 			return nil, fmt.Errorf("store: read runs: %w", err)
 		}
 		r.StartedAt, r.FinishedAt = fromMS(started), fromMS(finished)
+		if r.Status == RunRunning && ((held && lock.RunID != r.ID) || (host != "" && r.Host == host && r.PID > 0 && !processAlive(r.PID))) {
+			r.Status = RunKilled
+		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
