@@ -116,7 +116,9 @@ environment variables (OPENAI_API_KEY for llm.api_key).
 ` + exitCodesHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionLine(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.PersistentFlags().StringVarP(&g.ConfigPath, "config", "c", "", "config file (YAML)")
 	root.PersistentFlags().StringVar(&g.LogLevel, "log-level", "", "debug, info, warn or error (default: log.level)")
 	root.PersistentFlags().StringVar(&g.LogFormat, "log-format", "", "auto, json or text (default: log.format; auto = json unless stderr is a terminal)")
@@ -129,6 +131,7 @@ environment variables (OPENAI_API_KEY for llm.api_key).
 		newAuthCmd(io, g),
 		newStatusCmd(io, g),
 		newDemoCmd(io, g),
+		newVersionCmd(io),
 	)
 	for _, c := range root.Commands() {
 		c.Long = strings.TrimSpace(c.Long+"\n\n"+exitCodesHelp) + "\n"
