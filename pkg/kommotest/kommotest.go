@@ -8,7 +8,9 @@
 // maximum, expired or reused tokens, bad Chats API signatures, more than the
 // allowed requests per second (with the IP block that follows repeated 429s).
 // A client that passes against these fakes has met the documented contract,
-// not the fake's good will. See /work/shared/kommo-api.md for the sources.
+// not the fake's good will. The sources are Kommo's documentation:
+// https://www.kommo.com/developers/ (REST API v4, OAuth, the Chats API) and
+// https://developers.kommo.com/reference/ (the Chats API reference).
 package kommotest
 
 import (
