@@ -66,12 +66,7 @@ type world struct {
 // config before it is written.
 func newWorld(t testing.TB, opts kommotest.Options, edit func(cfg map[string]map[string]any)) *world {
 	t.Helper()
-	srv, err := kommotest.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { srv.VerifyNoUnknown(t) })
+	srv := kommotest.StartT(t, opts)
 	fo := srv.Options()
 	w := &world{t: t, srv: srv, dir: t.TempDir()}
 	w.cfg = map[string]map[string]any{

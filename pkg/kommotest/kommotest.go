@@ -467,18 +467,39 @@ func (s *Server) UnknownRequests() []string {
 	return append([]string(nil), s.unknown...)
 }
 
-// TB is the part of testing.TB that VerifyNoUnknown uses; *testing.T and
-// *testing.B have it. It keeps the testing package out of the demo binary.
-type TB interface {
+// Reporter is the part of testing.TB that VerifyNoUnknown uses. It and TB
+// keep the testing package out of the demo binary.
+type Reporter interface {
 	Helper()
 	Errorf(format string, args ...any)
+}
+
+// TB is the part of testing.TB that StartT uses; *testing.T and *testing.B
+// have it.
+type TB interface {
+	Reporter
+	Fatal(args ...any)
+	Cleanup(func())
+}
+
+// StartT starts the fakes for a test: they close when the test ends, and
+// the test fails if a client sent a request to a route they do not know.
+func StartT(t TB, opts Options) *Server {
+	t.Helper()
+	srv, err := Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { srv.VerifyNoUnknown(t) })
+	return srv
 }
 
 // VerifyNoUnknown fails t when any fake got a request for a route it does
 // not know (see UnknownRequests). Register it when the fakes start:
 //
 //	t.Cleanup(func() { srv.VerifyNoUnknown(t) })
-func (s *Server) VerifyNoUnknown(t TB) {
+func (s *Server) VerifyNoUnknown(t Reporter) {
 	t.Helper()
 	for _, r := range s.UnknownRequests() {
 		t.Errorf("kommotest: a request to an unknown route: %s", r)
