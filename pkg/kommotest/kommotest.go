@@ -63,6 +63,10 @@ type Options struct {
 	NotesFailAfterActRate float64
 	// LLM429First makes the first N chat completion calls answer 429.
 	LLM429First int
+	// LLMAnswer, when set, is the content of every chat completion answer,
+	// given the system and user messages (each message's text followed by a
+	// newline). Tests use it for long, handoff or malformed answers.
+	LLMAnswer func(system, user string) string
 
 	// BeforeNotes is called when a POST notes request arrives (authenticated),
 	// before anything is stored.
@@ -71,6 +75,9 @@ type Options struct {
 	AfterNotes func()
 	// BeforeLeadsPatch is called when a PATCH of leads arrives, before anything is stored.
 	BeforeLeadsPatch func()
+	// ContinueFailFirst makes the first N Salesbot continue calls answer 503
+	// before acting on them.
+	ContinueFailFirst int
 	// BadChats makes the history of these chats answer with the given status,
 	// as a chat with data the Chats API cannot serve would.
 	BadChats map[string]int
@@ -154,6 +161,8 @@ type Server struct {
 	restFail, chatsFail, notesFail *mrand.Rand
 	llmCalls                       int
 
+	bots botState
+
 	stats Stats
 }
 
@@ -167,6 +176,9 @@ type Stats struct {
 	PeakRESTPerSecond, PeakChatsPerSecond               int
 	NotesPosts, NotesCreated, LeadPatches, LeadsPatched int
 	HistoryCalls, ContactChatsCalls, LeadListCalls      int
+	// WidgetRequests counts widget_request deliveries sent; ContinueCalls the
+	// continue calls received, ContinueRejected those answered 4xx or 503.
+	WidgetRequests, ContinueCalls, ContinueRejected int
 }
 
 // Lead is a synthetic lead as tests see it.
