@@ -237,7 +237,9 @@ func (c *Client) do(ctx context.Context, method string, u *url.URL, in any, mode
 	if err != nil {
 		return 0, err
 	}
-	if a.Status == http.StatusNoContent {
+	if a.Status == http.StatusNoContent || (a.Status == http.StatusAccepted && out == nil && len(bytes.TrimSpace(a.Body)) == 0) {
+		// 204, and the empty 202 of calls that only start something
+		// (Salesbot's continue).
 		return a.Status, nil
 	}
 	return a.Status, decode(method, u, a, out)

@@ -59,8 +59,10 @@ type WidgetRequest struct {
 	AccountID int64
 	// Claims are set on top of the standard claims (nil deletes one).
 	Claims map[string]any
-	// OmitReturnURL leaves return_url out of the body.
+	// OmitReturnURL leaves return_url out of the body; ReturnURL, when set,
+	// replaces the real one (a foreign host, say).
 	OmitReturnURL bool
+	ReturnURL     string
 	// RawBody, when not nil, is sent as is instead of the JSON body.
 	RawBody []byte
 }
@@ -151,7 +153,11 @@ func (s *Server) SendWidgetRequest(ctx context.Context, req WidgetRequest) *Widg
 	}
 	body := req.RawBody
 	if body == nil {
-		obj := map[string]any{"token": token, "data": data, "return_url": returnURL}
+		ru := returnURL
+		if req.ReturnURL != "" {
+			ru = req.ReturnURL
+		}
+		obj := map[string]any{"token": token, "data": data, "return_url": ru}
 		if req.OmitReturnURL {
 			delete(obj, "return_url")
 		}

@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver; pure Go, no cgo
@@ -36,6 +37,12 @@ const busyTimeout = 10 * time.Second
 type DB struct {
 	db   *sql.DB
 	path string
+	// wmu queues this process's writers in Go: SQLite's busy handler makes
+	// a connection that finds the write lock taken sleep 1, 2, 5, 10, 25,
+	// 50, 100 ms between tries, which is most of a burst's latency (serve's
+	// handlers write before they answer). Other processes still meet the
+	// busy handler.
+	wmu sync.Mutex
 
 	// Now returns the current time; tests replace it. Stored times are
 	// unix milliseconds, so they come back truncated to the millisecond.
@@ -180,6 +187,8 @@ func (db *DB) migrate(ctx context.Context) error {
 // IMMEDIATE, so the write lock is held from the first statement: what fn
 // reads cannot change under it. Errors of fn come back unwrapped.
 func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
 	tx, err := db.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin a write transaction on %s: %w", db.path, err)
