@@ -118,6 +118,7 @@ environment variables (OPENAI_API_KEY for llm.api_key).
 		newAuthCmd(io, g),
 		newStatusCmd(io, g),
 		newDemoCmd(io, g),
+		newBotCmd(io, g, nil, nil),
 	)
 	for _, c := range root.Commands() {
 		c.Long = strings.TrimSpace(c.Long+"\n\n"+exitCodesHelp) + "\n"
