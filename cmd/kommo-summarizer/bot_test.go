@@ -29,7 +29,7 @@ func TestBotCommands(t *testing.T) {
 		t.Fatalf("bot test: exit %d: %s", res.code, res.stderr)
 	}
 	var body struct {
-		Data struct{ Status, Reply string }
+		Data            struct{ Status, Reply string }
 		ExecuteHandlers []struct {
 			Handler string
 			Params  struct{ Type, Value string }
