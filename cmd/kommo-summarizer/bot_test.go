@@ -60,3 +60,24 @@ func TestBotCommands(t *testing.T) {
 		}
 	}
 }
+
+func TestWidgetPack(t *testing.T) {
+	w := newWorld(t, fastFakes, nil)
+	out := filepath.Join(w.dir, "widget.zip")
+	res := w.run("widget", "pack", "--url", "https://bot.example.com", "-o", out)
+	if res.code != 0 || !strings.Contains(res.stdout, "https://bot.example.com/salesbot/widget_request") {
+		t.Fatalf("exit %d: %s %s", res.code, res.stdout, res.stderr)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Size() < 1000 {
+		t.Fatalf("zip: %v", err)
+	}
+	for _, args := range [][]string{
+		{"widget", "pack", "--url", "http://bot.example.com", "-o", out},
+		{"widget", "pack", "-o", out},
+		{"widget", "pack", "--url", "https://bot.example.com"},
+	} {
+		if res := w.run(args...); res.code != 2 || strings.Count(strings.TrimSpace(res.stderr), "\n") > 1 {
+			t.Errorf("%v: exit %d: %q", args, res.code, res.stderr)
+		}
+	}
+}
