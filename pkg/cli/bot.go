@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/admin"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/config"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/salesbot"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/store"
@@ -157,4 +160,27 @@ func botClearHandoffRun(ctx context.Context, opts *botOptions) error {
 		fmt.Fprintf(opts.IO.Out, "Lead %d had no handoff: nothing to clear.\n", opts.LeadID)
 	}
 	return nil
+}
+
+// adminHandler builds the admin page (mount it at admin.Prefix, /admin/).
+// It returns nil, nil when serve.admin_token is unset: then there is no
+// page to mount. svc may be nil (no bot configured): the page then shows
+// runs and summaries only.
+func (a *app) adminHandler(svc *salesbot.Service) (http.Handler, error) {
+	c := a.cfg
+	if c.Serve.AdminToken == "" {
+		return nil, nil
+	}
+	o := admin.Options{
+		Token: c.Serve.AdminToken, DB: a.db, Logger: a.log,
+		SecureCookie: strings.HasPrefix(strings.ToLower(c.Serve.PublicURL), "https://"),
+	}
+	if svc != nil {
+		o.Bot = svc
+	}
+	h, err := admin.New(o)
+	if err != nil {
+		return nil, &config.Error{Key: "serve.admin_token", Problem: err.Error()}
+	}
+	return h, nil
 }

@@ -251,3 +251,26 @@ func (db *DB) ClearBotHandoff(ctx context.Context, leadID int64) (found bool, er
 	})
 	return found, err
 }
+
+// RecentSummaries returns the latest limit confirmed summaries of all
+// leads, newest first.
+func (db *DB) RecentSummaries(ctx context.Context, limit int) ([]Summary, error) {
+	rows, err := db.db.QueryContext(ctx, `SELECT id, lead_id, created_at, run_id, model, text, input_hash, prompt_tokens, completion_tokens, note_id
+		FROM summaries ORDER BY created_at DESC, id DESC LIMIT ?`, limitArg(limit))
+	if err != nil {
+		return nil, fmt.Errorf("store: read the latest summaries: %w", err)
+	}
+	defer rows.Close()
+	var out []Summary
+	for rows.Next() {
+		var s Summary
+		var created int64
+		if err := rows.Scan(&s.ID, &s.LeadID, &created, &s.RunID, &s.Model, &s.Text, &s.InputHash,
+			&s.PromptTokens, &s.CompletionTokens, &s.NoteID); err != nil {
+			return nil, fmt.Errorf("store: read the latest summaries: %w", err)
+		}
+		s.CreatedAt = fromMS(created)
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
