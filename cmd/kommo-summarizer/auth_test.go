@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
@@ -72,5 +73,40 @@ func TestLongLivedTokenAndEnvKey(t *testing.T) {
 	assertNotes(t, w.srv, 1)
 	if res := w.run("auth", "refresh"); res.code != 2 || !strings.Contains(errorLine(t, res.stderr), "long_lived_token") {
 		t.Errorf("auth refresh with a long-lived token: exit %d, %q; want 2 naming kommo.long_lived_token", res.code, res.stderr)
+	}
+}
+
+// Disabling the integration disconnects the chat channel: a sweep says so and
+// names the command that fixes it; auth connect-channel reconnects it.
+func TestConnectChannel(t *testing.T) {
+	fo := fastFakes
+	fo.ChannelDisconnected = true
+	w := newWorld(t, fo, fast)
+	w.login()
+
+	res := w.run("sweep", "--json")
+	var rep report
+	if err := json.Unmarshal([]byte(res.stdout), &rep); err != nil {
+		t.Fatalf("sweep: exit %d, no JSON report (%v)\n%s", res.code, err, tail(res.stderr))
+	}
+	const hint = "the channel is not connected: run `kommo-summarizer auth connect-channel`"
+	// Every lead would fail the same way: the run stops at the first.
+	if res.code != 4 || !strings.Contains(rep.Error, hint) || !strings.Contains(errorLine(t, res.stderr), hint) {
+		t.Fatalf("sweep on a disconnected channel: exit %d, error %q; want exit 4 saying %q", res.code, rep.Error, hint)
+	}
+	if strings.Contains(res.stdout+res.stderr, "channel_secret") {
+		t.Errorf("the error blames the channel secret:\n%s", res.stdout)
+	}
+
+	res = w.run("auth", "connect-channel")
+	if res.code != 0 || !strings.Contains(res.stdout, "scope_id "+w.srv.ScopeID()) || !w.srv.ChannelConnected() {
+		t.Fatalf("auth connect-channel: exit %d, connected %v\n%s\n%s", res.code, w.srv.ChannelConnected(), res.stdout, tail(res.stderr))
+	}
+	if strings.Contains(res.stdout+res.stderr, w.srv.Options().ChannelSecret) {
+		t.Error("the channel secret was printed")
+	}
+	rep, res = w.sweep()
+	if res.code != 0 || rep.Failed != 0 || rep.Summarized == 0 {
+		t.Fatalf("sweep after connect-channel: exit %d, %d failed, %d summarized\n%s", res.code, rep.Failed, rep.Summarized, tail(res.stderr))
 	}
 }

@@ -3,9 +3,12 @@
 package main
 
 import (
+	"bytes"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -123,8 +126,11 @@ func TestSummarizeOneLead(t *testing.T) {
 	if res.code != 0 || len(w.srv.Notes(lead.ID)) != 1 {
 		t.Fatalf("summarize: exit %d, %d notes\n%s", res.code, len(w.srv.Notes(lead.ID)), tail(res.stderr))
 	}
-	if !strings.Contains(res.stdout, "summarized  ") && !strings.Contains(res.stdout, "summarized") {
-		t.Errorf("no report on stdout: %q", res.stdout)
+	// The text report always has a "summarized" row: read its count, and
+	// the lead's summary block under it.
+	if !regexp.MustCompile(`(?m)^  summarized +1$`).MatchString(res.stdout) ||
+		!strings.Contains(res.stdout, "\nLead "+id+" (summarized):\n") {
+		t.Errorf("the report does not say that lead %s was summarized:\n%s", id, res.stdout)
 	}
 	res = w.run("summarize", "--lead", id)
 	if res.code != 0 || len(w.srv.Notes(lead.ID)) != 1 {
@@ -450,5 +456,58 @@ func TestPartialRuns(t *testing.T) {
 	done := rep.Summarized + rep.SkippedUnchanged + rep.SkippedNoChats + rep.Failed
 	if res.code != 0 || done != 3 {
 		t.Fatalf("--limit 3: exit %d, %d leads done (%+v)", res.code, done, rep)
+	}
+}
+
+// A sweep paused longer than the lock's stale time (Ctrl-Z, a suspended VM)
+// is taken for dead: the next sweep takes its lock and its pending
+// summaries over, and the paused one, resumed, writes nothing more. Every
+// lead ends with exactly one note.
+func TestPausedSweepStopsWritingAfterTakeover(t *testing.T) {
+	opts := kommotest.Options{Seed: 7, Leads: 40, RESTRateLimit: 50, ChatsRateLimit: 50, LLMLatency: 150 * time.Millisecond}
+	w := newWorld(t, opts, func(cfg map[string]map[string]any) {
+		fast(cfg)
+		cfg["sweep"] = map[string]any{"lock_stale_after": "2s"}
+	})
+	w.login()
+
+	a := w.command("sweep", "--json")
+	var aErr bytes.Buffer
+	a.Stderr = &aErr
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first sweep's LLM calls", 20*time.Second, func() bool { return w.srv.Stats().LLMCalls >= 6 })
+	if err := a.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+
+	rep, res := w.sweep()
+	if res.code != 0 {
+		t.Fatalf("the sweep that took over: exit %d\n%s", res.code, tail(res.stderr))
+	}
+	notesAfterB := len(w.srv.AllNotes())
+	if err := a.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	err := a.Wait()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	if code != 11 {
+		t.Errorf("the resumed sweep: exit %d, want 11 (its run was taken over)\n%s", code, tail(aErr.String()))
+	}
+	if got := len(w.srv.AllNotes()); got != notesAfterB {
+		t.Errorf("the resumed sweep posted %d notes after it was taken over", got-notesAfterB)
+	}
+	assertNotes(t, w.srv, 1)
+	if rep.Recovered+rep.Summarized == 0 {
+		t.Errorf("the second sweep neither recovered nor summarised anything: %+v", rep)
+	}
+	st := w.run("status")
+	if !strings.Contains(st.stdout, "killed") {
+		t.Errorf("status does not show the paused run as killed:\n%s", st.stdout)
 	}
 }

@@ -65,6 +65,7 @@ func newWorld(t testing.TB, opts kommotest.Options, edit func(cfg map[string]map
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
+	t.Cleanup(func() { srv.VerifyNoUnknown(t) })
 	fo := srv.Options()
 	w := &world{t: t, srv: srv, dir: t.TempDir()}
 	w.cfg = map[string]map[string]any{

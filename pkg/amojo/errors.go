@@ -13,6 +13,12 @@ import (
 // answers 403 to a request whose signature it does not accept.
 var ErrSignature = errors.New("the Chats API rejected the request signature: check chats.channel_id and chats.channel_secret")
 
+// ErrNotConnected is matched (errors.Is) by the *Error of a history request
+// answered 404: the channel is not connected to the account. Kommo disables
+// the channel when the integration is disabled, and every install needs a
+// new connect (https://developers.kommo.com/reference/connect-channel).
+var ErrNotConnected = errors.New("the channel is not connected: run `kommo-summarizer auth connect-channel`")
+
 // Error is a non-2xx answer of the Chats API, or a 2xx whose body is not the
 // JSON we expect. Code, Type and Description come from an
 // {"error_code","error_type","error_description"} body when there is one.
@@ -26,6 +32,10 @@ type Error struct {
 	ContentType string
 	// Body holds the first 200 bytes of a body that was not JSON.
 	Body string
+	// NotConnected is set on a 404 of History: Kommo answers "channel not
+	// found" for a scope that is not connected (the only 404 it documents
+	// there; a missing chat is a 204).
+	NotConnected bool
 }
 
 func (e *Error) Error() string {
@@ -49,6 +59,9 @@ func (e *Error) Error() string {
 	}
 	if d := e.detail(); d != "" {
 		where += ": " + d
+	}
+	if e.NotConnected {
+		return "amojo: " + ErrNotConnected.Error() + " (" + where + ")"
 	}
 	switch e.Status {
 	case http.StatusForbidden:
@@ -79,9 +92,16 @@ func (e *Error) detail() string {
 	return s
 }
 
-// Is makes errors.Is(err, ErrSignature) true for a 403.
+// Is makes errors.Is(err, ErrSignature) true for a 403, and
+// errors.Is(err, ErrNotConnected) true for a History 404.
 func (e *Error) Is(target error) bool {
-	return target == ErrSignature && e.Status == http.StatusForbidden
+	switch target {
+	case ErrSignature:
+		return e.Status == http.StatusForbidden
+	case ErrNotConnected:
+		return e.NotConnected
+	}
+	return false
 }
 
 // errorBody is the Chats API's error document.

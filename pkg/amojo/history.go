@@ -35,6 +35,22 @@ type Body struct {
 	Thumbnail string `json:"thumbnail,omitempty"`
 	FileName  string `json:"file_name,omitempty"`
 	FileSize  int64  `json:"file_size,omitempty"`
+	// Location is set on a location message, Contact on a contact message
+	// (message[location] and message[contact] of the chat history).
+	Location *Location `json:"location,omitempty"`
+	Contact  *Contact  `json:"contact,omitempty"`
+}
+
+// Location is the point a location message shares.
+type Location struct {
+	Lon float64 `json:"lon"`
+	Lat float64 `json:"lat"`
+}
+
+// Contact is the contact card a contact message shares.
+type Contact struct {
+	Name  string `json:"name"`
+	Phone string `json:"phone"`
 }
 
 // Message is one entry of a chat's history.
@@ -81,6 +97,10 @@ func (c *Client) History(ctx context.Context, chatID string, offset, limit int) 
 		Messages []Message `json:"messages"`
 	}
 	status, err := c.do(ctx, http.MethodGet, u, nil, &page)
+	var e *Error
+	if errors.As(err, &e) && e.Status == http.StatusNotFound {
+		e.NotConnected = true
+	}
 	if err != nil || status == http.StatusNoContent {
 		return nil, err
 	}

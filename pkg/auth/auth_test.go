@@ -21,6 +21,7 @@ func setup(t *testing.T) (*kommotest.Server, *auth.Source, *kommo.Client) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
+	t.Cleanup(func() { srv.VerifyNoUnknown(t) })
 	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "s.db"))
 	if err != nil {
 		t.Fatal(err)

@@ -51,8 +51,55 @@ With kommo.long_lived_token set, that token is used as is and never refreshed.`,
 		Args:  noArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return authStatus(cmd.Context(), opts) },
 	}
-	cmd.AddCommand(login, refresh, status)
+	connect := &cobra.Command{
+		Use:   "connect-channel",
+		Short: "Connect the Chats API channel to the account and print its scope_id",
+		Long: `Connect the chat channel (chats.channel_id, signed with chats.channel_secret) to the Kommo account:
+POST /v2/origin/custom/{channel_id}/connect with the account's amojo_id. Kommo requires it after every
+install of the integration, and disabling the integration disconnects the channel: chat history then
+fails with "the channel is not connected". Connecting a connected channel changes nothing.
+It prints the scope_id the Chats API returns; chats.scope_id must be that value or empty.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return authConnectChannel(cmd.Context(), opts) },
+	}
+	cmd.AddCommand(login, refresh, status, connect)
 	return cmd
+}
+
+func authConnectChannel(ctx context.Context, opts *authOptions) error {
+	cfg, err := loadConfig(opts.IO, opts.Global, config.NeedKommo|config.NeedChats)
+	if err != nil {
+		return err
+	}
+	a, err := build(ctx, opts.IO, cfg, config.NeedKommo|config.NeedChats)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	acc, err := a.kommo.Account(ctx, "amojo_id")
+	if err != nil {
+		return fmt.Errorf("read the account's amojo_id (GET /api/v4/account?with=amojo_id): %w", err)
+	}
+	if acc.AmojoID == "" {
+		return fmt.Errorf("kommo did not return the account's amojo_id: the channel cannot be connected")
+	}
+	scope, err := a.amojo.Connect(ctx, cfg.Chats.ChannelID, acc.AmojoID, "kommo-summarizer")
+	if err != nil {
+		return err
+	}
+	out := opts.IO.Out
+	fmt.Fprintf(out, "Channel %s connected to account %s: scope_id %s\n", cfg.Chats.ChannelID, acc.Subdomain, scope)
+	switch derived := cfg.Chats.ChannelID + "_" + acc.AmojoID; {
+	case cfg.Chats.ScopeID == scope:
+		fmt.Fprintln(out, "chats.scope_id already holds it.")
+	case cfg.Chats.ScopeID != "":
+		fmt.Fprintf(out, "chats.scope_id is %s: set it to %s (or leave it empty)\n", cfg.Chats.ScopeID, scope)
+	case scope == derived:
+		fmt.Fprintln(out, "chats.scope_id is empty and derived as channel_id + \"_\" + amojo_id, which is this scope_id: nothing to set.")
+	default:
+		fmt.Fprintf(out, "Set chats.scope_id: %s (the one derived from channel_id and amojo_id, %s, is not it)\n", scope, derived)
+	}
+	return nil
 }
 
 // authApp builds what an auth command needs. login and refresh need the

@@ -30,7 +30,7 @@ const exitCodesHelp = `Exit codes:
   2    bad usage or config (the message names the flag or key)
   3    some leads failed (the others were done; see the report or 'status')
   4    credentials rejected (Kommo token, Chats API channel secret, LLM key)
-  11   another run holds the lock (the message names it)
+  11   another run holds the lock (the message names it), or took this one's over
   130  interrupted by Ctrl-C or SIGTERM (in-flight writes were finished)`
 
 // usageError is a mistake in flags or arguments.
@@ -52,11 +52,11 @@ func exitCode(err error) int {
 		return ExitOK
 	case errors.As(err, &ue), errors.As(err, &ce):
 		return ExitUsage
-	case errors.As(err, &le):
+	case errors.As(err, &le), errors.Is(err, store.ErrLockLost), errors.Is(err, store.ErrNotOwner):
 		return ExitLocked
 	case errors.Is(err, sweep.ErrInterrupted), errors.Is(err, context.Canceled):
 		return ExitInterrupted
-	case errors.As(err, &ae), errors.Is(err, amojo.ErrSignature), llm.IsAuth(err):
+	case errors.As(err, &ae), errors.Is(err, amojo.ErrSignature), errors.Is(err, amojo.ErrNotConnected), llm.IsAuth(err):
 		return ExitAuth
 	case errors.As(err, &fe):
 		return ExitLeadsFailed

@@ -117,6 +117,7 @@ environment variables (OPENAI_API_KEY for llm.api_key).
 		newSummarizeCmd(io, g, nil),
 		newAuthCmd(io, g),
 		newStatusCmd(io, g),
+		newServeCmd(io, g, nil),
 		newDemoCmd(io, g),
 		newBotCmd(io, g, nil, nil),
 		newWidgetCmd(io, g, nil),

@@ -82,12 +82,16 @@ func parseIDs(s string) ([]int64, error) {
 }
 
 func sweepRun(ctx context.Context, opts *sweepOptions) error {
-	cfg, err := loadConfig(opts.IO, opts.Global, config.NeedKommo|config.NeedChats|config.NeedLLM|config.NeedStore)
+	need := config.NeedKommo | config.NeedLLM | config.NeedStore
+	cfg, err := loadConfig(opts.IO, opts.Global, need)
 	if err != nil {
 		return err
 	}
+	if cfg.ChatsEnabled() {
+		need |= config.NeedChats
+	}
 	opts.RunID = sweep.NewRunID(time.Now())
-	a, err := build(ctx, opts.IO, cfg, config.NeedKommo|config.NeedChats|config.NeedLLM, "run_id", opts.RunID)
+	a, err := build(ctx, opts.IO, cfg, need, "run_id", opts.RunID)
 	if err != nil {
 		return err
 	}
@@ -97,7 +101,7 @@ func sweepRun(ctx context.Context, opts *sweepOptions) error {
 
 // runSweep runs the sweep on a built app and prints its report.
 func runSweep(ctx context.Context, a *app, opts *sweepOptions) error {
-	so, err := a.sweepOptions(opts.Command, opts.RunID)
+	so, err := a.engineOptions()
 	if err != nil {
 		return err
 	}
@@ -109,7 +113,10 @@ func runSweep(ctx context.Context, a *app, opts *sweepOptions) error {
 		progressbar.OptionClearOnFinish(),
 	)
 	so.OnLead = func(sweep.LeadOutcome) { _ = bar.Add(1) }
-	req := sweep.Request{LeadIDs: opts.LeadIDs, Limit: opts.Limit, Force: opts.Force, DryRun: opts.DryRun, Single: opts.Command == "summarize"}
+	req := sweep.Request{
+		Command: opts.Command, RunID: opts.RunID, Lock: opts.Command == "sweep",
+		LeadIDs: opts.LeadIDs, Limit: opts.Limit, Force: opts.Force, DryRun: opts.DryRun, Single: opts.Command == "summarize",
+	}
 	rep, runErr := sweep.Run(ctx, so, req)
 	_ = bar.Finish()
 	if rep != nil {

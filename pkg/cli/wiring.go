@@ -51,9 +51,10 @@ func build(ctx context.Context, io IO, cfg *config.Config, need config.Need, log
 	if need&(config.NeedKommo|config.NeedOAuthApp) != 0 {
 		httpc := &http.Client{Timeout: cfg.Kommo.Timeout}
 		restPacer := pace.New(cfg.Kommo.RequestsPerSecond)
+		guard := &kommo.Guard{} // one IP block guard for the account host
 		a.oauth = kommo.OAuthApp{
 			BaseURL: cfg.Kommo.BaseURL, ClientID: cfg.Kommo.ClientID, ClientSecret: cfg.Kommo.ClientSecret,
-			RedirectURI: cfg.Kommo.RedirectURI, HTTPClient: httpc, Pacer: restPacer,
+			RedirectURI: cfg.Kommo.RedirectURI, HTTPClient: httpc, Pacer: restPacer, Guard: guard,
 		}
 		var tokens kommo.TokenSource
 		if cfg.Kommo.LongLivedToken != "" {
@@ -68,7 +69,7 @@ func build(ctx context.Context, io IO, cfg *config.Config, need config.Need, log
 		}
 		a.kommo, err = kommo.New(kommo.Options{
 			BaseURL: cfg.Kommo.BaseURL, HTTPClient: httpc, Tokens: tokens, Pacer: restPacer,
-			ClientID: cfg.Kommo.ClientID, Logger: a.log,
+			ClientID: cfg.Kommo.ClientID, Logger: a.log, Guard: guard,
 		})
 		if err != nil {
 			a.Close()
@@ -120,7 +121,7 @@ func (a *app) buildLLM() error {
 	cfg := a.cfg
 	c, err := llm.New(llm.Options{
 		BaseURL: cfg.LLM.BaseURL, APIKey: cfg.LLM.APIKey, Model: cfg.LLM.Model,
-		Temperature: cfg.LLM.Temperature, MaxTokens: cfg.LLM.MaxTokens,
+		Temperature: cfg.LLM.Temperature, SendTemperature: llm.TemperatureMode(cfg.LLM.SendTemperature), MaxTokens: cfg.LLM.MaxTokens,
 		HTTPClient: &http.Client{Timeout: cfg.LLM.Timeout}, Logger: a.log,
 	})
 	if err != nil {
@@ -130,22 +131,28 @@ func (a *app) buildLLM() error {
 	return nil
 }
 
-// sweepOptions turns the config into the sweep's options.
-func (a *app) sweepOptions(command, runID string) (sweep.Options, error) {
+// engineOptions turns the config into the engine's options. The Chats API
+// is a source only when a channel is configured; the message log always is.
+func (a *app) engineOptions() (sweep.Options, error) {
 	loc, err := a.cfg.Location()
 	if err != nil {
 		return sweep.Options{}, err
 	}
 	c := a.cfg
+	var sources []sweep.Source
+	if a.amojo != nil {
+		sources = append(sources, sweep.ChatsAPI(a.kommo, a.amojo))
+	}
+	sources = append(sources, sweep.MessageLog(a.db))
 	return sweep.Options{
-		Kommo: a.kommo, History: sweep.ChatsAPI(a.amojo), LLM: a.llm, DB: a.db,
+		Kommo: a.kommo, Sources: sources, LLM: a.llm, DB: a.db,
 		Prompt: summarize.Options{Language: c.LLM.Language, Location: loc, MaxMessageChars: c.Summary.MaxMessageChars, MaxWords: 150},
 		Head:   c.Summary.HeadMessages, Tail: c.Summary.TailMessages,
 		NoteType: c.Summary.NoteType, NoteService: c.Summary.NoteService,
 		FieldID: c.Kommo.SummaryFieldID, FieldMaxChars: c.Summary.FieldMaxChars,
 		BatchSize: c.Kommo.BatchSize, FetchWorkers: c.Sweep.FetchWorkers, LLMWorkers: c.LLM.Concurrency,
 		PriceInputPer1M: c.LLM.PriceInputPer1M, PriceOutputPer1M: c.LLM.PriceOutputPer1M,
-		LockStaleAfter: c.Sweep.LockStaleAfter, Command: command, RunID: runID, ExitCode: exitCode,
+		LockStaleAfter: c.Sweep.LockStaleAfter, ExitCode: exitCode,
 		Logger: a.log, Now: time.Now,
 	}, nil
 }

@@ -65,6 +65,7 @@ type LLM struct {
 	APIKey           string        `mapstructure:"api_key"`
 	Model            string        `mapstructure:"model"`
 	Temperature      float64       `mapstructure:"temperature"`
+	SendTemperature  string        `mapstructure:"send_temperature"` // auto, always or never
 	MaxTokens        int           `mapstructure:"max_tokens"`
 	Language         string        `mapstructure:"language"`
 	Concurrency      int           `mapstructure:"concurrency"`
@@ -142,6 +143,7 @@ func Default() Config {
 			BaseURL:          "https://api.openai.com/v1",
 			Model:            "gpt-4o-mini",
 			Temperature:      0.3,
+			SendTemperature:  "auto",
 			MaxTokens:        300,
 			Language:         "Russian",
 			Concurrency:      4,
@@ -202,7 +204,8 @@ const (
 	NeedKommo Need = 1 << iota
 	// NeedOAuthApp: kommo.client_id, kommo.client_secret, kommo.redirect_uri.
 	NeedOAuthApp
-	// NeedChats: chats.channel_id, chats.channel_secret.
+	// NeedChats: chats.channel_id, chats.channel_secret (required anyway
+	// when either is set).
 	NeedChats
 	// NeedLLM: llm.model, llm.base_url, and llm.api_key unless the base URL is loopback.
 	NeedLLM
@@ -287,7 +290,7 @@ func (c *Config) validateChats(need Need) *Error {
 	} else if err := checkURL("chats.base_url", ch.BaseURL); err != nil {
 		return err
 	}
-	if need&NeedChats != 0 {
+	if need&NeedChats != 0 || c.ChatsEnabled() {
 		switch {
 		case ch.ChannelID == "":
 			return problem("chats.channel_id", "required")
@@ -323,6 +326,8 @@ func (c *Config) validateLLM(need Need) *Error {
 	switch {
 	case l.Temperature < 0 || l.Temperature > 2:
 		return problem("llm.temperature", "must be between 0 and 2")
+	case l.SendTemperature != "auto" && l.SendTemperature != "always" && l.SendTemperature != "never":
+		return problem("llm.send_temperature", "must be auto, always or never")
 	case l.MaxTokens < 1:
 		return problem("llm.max_tokens", "must be at least 1")
 	case l.Concurrency < 1 || l.Concurrency > 64:
@@ -413,6 +418,13 @@ func (c *Config) validateServe(need Need) *Error {
 		return problem("bot.handoff_quiet", "must not be negative")
 	}
 	return nil
+}
+
+// ChatsEnabled reports whether a Chats API channel is configured. Without
+// one, conversations come from the message log alone (the webhooks that
+// `serve` takes).
+func (c *Config) ChatsEnabled() bool {
+	return c.Chats.ChannelID != "" || c.Chats.ChannelSecret != ""
 }
 
 // HasKommoCredentials reports whether the configuration can reach Kommo on

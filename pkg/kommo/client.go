@@ -1,13 +1,15 @@
 // Package kommo is a client for the Kommo REST API v4 and its OAuth token
 // endpoint (https://developers.kommo.com/reference).
 //
-// Every call goes through one request path (Client.do): pacer, bearer token,
-// one refresh after a 401, typed errors, a retry decision made per call, and
-// JSON decoding.
+// Every call to the account host, the token endpoint's included, goes
+// through one request path (Client.exchange): IP block guard, pacer, bearer
+// token and one refresh after a 401 (REST only), typed errors, a retry
+// decision made per call, and JSON decoding.
 package kommo
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +19,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -66,31 +69,62 @@ type Options struct {
 	ClientID   string       // sent as X-Client-UUID when set
 	UserAgent  string       // default "kommo-summarizer"
 	Logger     *slog.Logger // nil = discard; debug line per request (method, path, status, duration), warn per retry
+	// Guard is the IP block guard of the account host; share it with the
+	// process's OAuthApp. nil = a guard of this Client's own.
+	Guard *Guard
+}
+
+// Guard remembers that Kommo blocked this IP, so that nothing more is sent to
+// the account host: every request would fail, and more requests only extend
+// the block. The REST Client and the OAuthApp of a process share one (it is
+// one host); the zero value is ready to use.
+type Guard struct {
+	mu      sync.Mutex
+	blocked *IPBlockedError
+}
+
+// Blocked returns the block met so far, or nil.
+func (g *Guard) Blocked() *IPBlockedError {
+	if g == nil {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.blocked
+}
+
+// block records e unless a block is known already, and returns the one kept.
+func (g *Guard) block(e *IPBlockedError) *IPBlockedError {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.blocked == nil {
+		g.blocked = e
+	}
+	return g.blocked
+}
+
+// err is Blocked as an error: nil when not blocked.
+func (g *Guard) err() error {
+	if b := g.Blocked(); b != nil {
+		return b
+	}
+	return nil
 }
 
 // Client calls the Kommo REST API v4. It is safe for concurrent use; every
-// goroutine of the process should share one Client, so that the IP block
-// guard sees every 429.
+// goroutine of the process should share one Client (or at least its Guard),
+// so that an IP block stops them all.
 type Client struct {
 	base      *url.URL
 	hc        *http.Client
-	tokens    TokenSource
+	tokens    TokenSource // nil for the token endpoint (OAuthApp), which takes no bearer
 	pacer     *pace.Pacer
 	retry     retry.Policy
 	clientID  string
 	userAgent string
 	log       *slog.Logger
-	now       func() time.Time // tests move the clock past ipBlockWindow
-
-	mu      sync.Mutex
-	last429 time.Time
-	blocked *IPBlockedError
+	guard     *Guard
 }
-
-// ipBlockWindow is how long after a 429 a 403 is read as an IP block rather
-// than missing rights. Kommo does not publish the number; ten minutes covers
-// the blocks seen in practice.
-const ipBlockWindow = 10 * time.Minute
 
 // maxRetryAfter caps a server's Retry-After: Kommo does not document the
 // header, and a run should not hang on a strange value.
@@ -119,8 +153,14 @@ func New(opts Options) (*Client, error) {
 		clientID:  opts.ClientID,
 		userAgent: opts.UserAgent,
 		log:       opts.Logger,
-		now:       time.Now,
+		guard:     opts.Guard,
 	}
+	c.defaults()
+	return c, nil
+}
+
+// defaults fills in what New and OAuthApp leave unset.
+func (c *Client) defaults() {
 	if c.hc == nil {
 		c.hc = &http.Client{Timeout: 30 * time.Second}
 	}
@@ -133,7 +173,9 @@ func New(opts Options) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	return c, nil
+	if c.guard == nil {
+		c.guard = &Guard{}
+	}
 }
 
 func parseBaseURL(raw string) (*url.URL, error) {
@@ -201,26 +243,41 @@ func neverSent(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-// do is the one request path of the client: it sends in (JSON) to u, retries
-// per mode, and decodes a 2xx JSON answer into out (out == nil: the answer
-// must still be JSON). It returns the final status; a 204 is not an error
-// here, each caller says what an empty answer means.
+// do is the REST API's call: it sends in (JSON) to u, retries per mode, and
+// decodes a 2xx JSON answer into out (out == nil: the answer must still be
+// JSON). It returns the final status; a 204 is not an error here, each
+// caller says what an empty answer means.
 func (c *Client) do(ctx context.Context, method string, u *url.URL, in any, mode retryMode, out any) (int, error) {
-	if err := c.blockedError(); err != nil {
+	a, err := c.exchange(ctx, method, u, in, mode)
+	if err != nil {
 		return 0, err
+	}
+	if a.Status == http.StatusNoContent {
+		return a.Status, nil
+	}
+	return a.Status, decode(method, u, a, out)
+}
+
+// exchange is the one request path to the account host: IP block guard,
+// pacer, the bearer token with one refresh after a 401 (when c has a
+// TokenSource), the status check and the retry loop. It returns the final
+// 2xx answer.
+func (c *Client) exchange(ctx context.Context, method string, u *url.URL, in any, mode retryMode) (*answer, error) {
+	if err := c.guard.err(); err != nil {
+		return nil, err
 	}
 	var body []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return 0, fmt.Errorf("kommo: %s %s: encode the request: %w", method, httpx.CleanURL(u), err)
+			return nil, fmt.Errorf("kommo: %s %s: encode the request: %w", method, httpx.CleanURL(u), err)
 		}
 		body = b
 	}
 	refreshed := false
 	op := func() (*answer, error) {
 		a, err := c.send(ctx, method, u, body, "")
-		if err == nil && a.Status == http.StatusUnauthorized && !refreshed {
+		if err == nil && a.Status == http.StatusUnauthorized && c.tokens != nil && !refreshed {
 			refreshed = true
 			fresh, rerr := c.tokens.Refresh(ctx, a.token)
 			if rerr != nil {
@@ -233,16 +290,7 @@ func (c *Client) do(ctx context.Context, method string, u *url.URL, in any, mode
 		}
 		return a, c.checkResponse(method, u, a, mode)
 	}
-	a, err := retry.Do(ctx, c.retry, op, c.notify(method, u))
-	if err != nil {
-		return 0, err
-	}
-	if a.Status == http.StatusNoContent || (a.Status == http.StatusAccepted && out == nil && len(bytes.TrimSpace(a.Body)) == 0) {
-		// 204, and the empty 202 of calls that only start something
-		// (Salesbot's continue).
-		return a.Status, nil
-	}
-	return a.Status, decode(method, u, a, out)
+	return retry.Do(ctx, c.retry, op, c.notify(method, u))
 }
 
 func refreshError(err error) error {
@@ -261,10 +309,10 @@ func (c *Client) send(ctx context.Context, method string, u *url.URL, body []byt
 		return nil, retry.Permanent(err)
 	}
 	// Another goroutine may have met the block while this one waited.
-	if err := c.blockedError(); err != nil {
+	if err := c.guard.err(); err != nil {
 		return nil, retry.Permanent(err)
 	}
-	if token == "" {
+	if token == "" && c.tokens != nil {
 		t, err := c.tokens.Token(ctx)
 		if err != nil {
 			var ae *AuthError
@@ -296,7 +344,9 @@ func (c *Client) newRequest(ctx context.Context, method string, u *url.URL, body
 	if err != nil {
 		return nil, fmt.Errorf("kommo: %s %s: %w", method, httpx.CleanURL(u), err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -344,21 +394,25 @@ func (c *Client) checkResponse(method string, u *url.URL, a *answer, mode retryM
 	case s >= 200 && s < 300:
 		return nil
 	case s == http.StatusTooManyRequests:
-		c.mu.Lock()
-		c.last429 = c.now()
-		c.mu.Unlock()
 		err := &RateLimitError{Method: method, URL: httpx.CleanURL(u)}
 		if d := httpx.RetryAfter(a.Header, maxRetryAfter); d > 0 {
 			return retry.After(d, err)
 		}
 		return err
-	case s == http.StatusUnauthorized:
+	case s == http.StatusUnauthorized, s == http.StatusBadRequest && c.tokens == nil:
+		// The token endpoint refuses a used, revoked or expired code or
+		// refresh token with a 400 or a 401.
 		return retry.Permanent(&AuthError{Err: apiError(method, u, a)})
 	case s == http.StatusForbidden:
-		if blocked := c.block(method, u); blocked != nil {
+		e := apiError(method, u, a)
+		if ipBlocked(a.Body) {
+			blocked := c.guard.block(&IPBlockedError{Method: method, URL: httpx.CleanURL(u), Detail: cmp.Or(e.Detail, e.Title, e.Body)})
+			c.log.Error("kommo blocked this IP: no more requests will be sent", "method", method, "path", u.Path)
 			return retry.Permanent(blocked)
 		}
-		return retry.Permanent(apiError(method, u, a))
+		// Missing rights (a lead the user cannot see), an API IP whitelist,
+		// an admin-only endpoint: this call fails, the others may not.
+		return retry.Permanent(e)
 	case s >= 500 && mode == idempotent:
 		return apiError(method, u, a)
 	default:
@@ -366,28 +420,25 @@ func (c *Client) checkResponse(method string, u *url.URL, a *answer, mode retryM
 	}
 }
 
-// block records an IP block when a 403 comes soon after a 429, and returns it.
-func (c *Client) block(method string, u *url.URL) *IPBlockedError {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.blocked != nil {
-		return c.blocked
-	}
-	if c.last429.IsZero() || c.now().Sub(c.last429) > ipBlockWindow {
-		return nil
-	}
-	c.blocked = &IPBlockedError{Method: method, URL: httpx.CleanURL(u)}
-	c.log.Error("kommo blocked this IP: no more requests will be sent", "method", method, "path", u.Path)
-	return c.blocked
-}
+// blockWords finds a problem document that says the IP is blocked, in
+// English or Russian.
+var blockWords = regexp.MustCompile(`(?i)\bip\b.*(block|заблок)|(block|заблок).*\bip\b`)
 
-func (c *Client) blockedError() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.blocked != nil {
-		return c.blocked
+// ipBlocked reads the body of a 403. Kommo answers 403 for an IP block
+// ("any code in the API will return HTTP code 403 for any request for this
+// IP", https://developers.kommo.com/docs/limitations), but also for missing
+// rights, an API IP whitelist and admin-only endpoints, and only the block
+// must end a run. The block's body is not documented, so: a body that is not
+// a problem document (empty, an HTML page, plain text) is the block, and so is
+// a problem whose title or detail says that the IP is blocked. Any other
+// problem document (rights, whitelist, admin) is not.
+func ipBlocked(body []byte) bool {
+	body = bytes.TrimSpace(body)
+	var p problem
+	if len(body) == 0 || body[0] != '{' || json.Unmarshal(body, &p) != nil || (p.Title == "" && p.Detail == "") {
+		return true
 	}
-	return nil
+	return blockWords.MatchString(p.Title + " " + p.Detail)
 }
 
 // notify logs a warn line per retry, without bodies.

@@ -330,7 +330,7 @@ func Test403After429IsIPBlock(t *testing.T) {
 	if !errors.As(err, &blocked) {
 		t.Fatalf("err = %v, want *IPBlockedError", err)
 	}
-	want := "kommo blocked this IP after repeated 429 answers (403 on GET " + srv + "/api/v4/leads/1): stop and wait before the next run"
+	want := "kommo blocked this IP (403 on GET " + srv + "/api/v4/leads/1): stop and wait before the next run; repeated 429 answers cause it: lower kommo.requests_per_second"
 	if err.Error() != want {
 		t.Errorf("message:\n got %q\nwant %q", err, want)
 	}
@@ -373,23 +373,50 @@ func Test403WithoutRecent429IsPlainError(t *testing.T) {
 	}
 }
 
-func Test403LongAfter429IsPlainError(t *testing.T) {
+// A 403 about rights right after a 429 is still about rights: only the
+// body tells an IP block from the other 403s.
+func Test403ForRightsRightAfter429IsNotABlock(t *testing.T) {
 	c, mux, _ := setup(t, Options{})
-	var clock atomic.Int64
-	start := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	c.now = func() time.Time { return start.Add(time.Duration(clock.Load())) }
 	mux.HandleFunc("GET /api/v4/leads/1", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(429) })
-	mux.HandleFunc("GET /api/v4/leads/2", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(403) })
+	notes, n := counted(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, 403, `{"title":"Forbidden","type":"https://httpstatus.es/403","status":403,"detail":"Access denied"}`)
+	})
+	mux.HandleFunc("GET /api/v4/leads/2/notes", notes)
 
-	if _, err := c.Lead(context.Background(), 1); err == nil {
-		t.Fatal("want the 429 error")
+	var rl *RateLimitError
+	if _, err := c.Lead(context.Background(), 1); !errors.As(err, &rl) {
+		t.Fatalf("err = %v, want the 429's *RateLimitError", err)
 	}
-	clock.Store(int64(ipBlockWindow + time.Second))
-	_, err := c.Lead(context.Background(), 2)
-	var blocked *IPBlockedError
-	var ke *Error
-	if errors.As(err, &blocked) || !errors.As(err, &ke) || ke.Status != 403 {
-		t.Errorf("err = %v, want a plain *Error 403 once the 429 is old", err)
+	for i := range 2 {
+		_, err := c.LeadNotes(context.Background(), 2, NotesQuery{})
+		var blocked *IPBlockedError
+		var ke *Error
+		if errors.As(err, &blocked) || !errors.As(err, &ke) || ke.Status != 403 || ke.Detail != "Access denied" {
+			t.Fatalf("call %d: err = %v, want a plain *Error 403 with the detail", i, err)
+		}
+	}
+	if n.Load() != 2 {
+		t.Errorf("%d requests, want 2: a rights 403 does not stop the client", n.Load())
+	}
+}
+
+// What a 403 body says decides whether it is the IP block.
+func TestIPBlockedBody(t *testing.T) {
+	for body, want := range map[string]bool{
+		``: true,
+		"<html><body><h1>403 Forbidden</h1></body></html>": true,
+		`Forbidden`: true,
+		`{}`:        true,
+		`{"title":"Forbidden","type":"https://httpstatus.es/403","status":403,"detail":"Access denied: the IP address is blocked for repeatedly exceeding the request limit"}`: true,
+		`{"title":"Forbidden","status":403,"detail":"Ваш IP-адрес заблокирован"}`:                                                                                              true,
+		`{"title":"Forbidden","type":"https://httpstatus.es/403","status":403,"detail":"Access denied"}`:                                                                       false,
+		`{"title":"Forbidden","status":403,"detail":"Access denied: the user has no rights for this entity"}`:                                                                  false,
+		`{"title":"Forbidden","status":403,"detail":"The IP address is not in the API whitelist"}`:                                                                             false,
+		`{"title":"Forbidden","status":403,"detail":"The method is available for administrators of the account"}`:                                                              false,
+	} {
+		if got := ipBlocked([]byte(body)); got != want {
+			t.Errorf("ipBlocked(%q) = %v, want %v", body, got, want)
+		}
 	}
 }
 

@@ -161,15 +161,21 @@ func (e *RateLimitError) Error() string {
 	return "kommo: " + e.Method + " " + e.URL + ": 429 Too Many Requests: Kommo allows 7 requests per second; lower kommo.requests_per_second"
 }
 
-// IPBlockedError is a 403 that came within ipBlockWindow of a 429: Kommo
-// blocks the IP of a client that keeps exceeding the rate limit
-// (https://developers.kommo.com/docs/limitations), and every request fails
-// until the block ends. Once a Client has seen it, the Client sends nothing
-// more: more requests would only extend the block.
+// IPBlockedError is a 403 whose body is Kommo's IP block rather than a
+// problem about rights (see ipBlocked): Kommo blocks the IP of a client that
+// keeps exceeding the rate limit (https://developers.kommo.com/docs/limitations),
+// and every request fails until the block ends. Once a Guard has seen it,
+// nothing more is sent through it: more requests would only extend the block.
 type IPBlockedError struct {
 	Method, URL string
+	// Detail is the problem's detail, or a snippet of a body that was not one.
+	Detail string
 }
 
 func (e *IPBlockedError) Error() string {
-	return "kommo blocked this IP after repeated 429 answers (403 on " + e.Method + " " + e.URL + "): stop and wait before the next run"
+	s := "kommo blocked this IP (403 on " + e.Method + " " + e.URL
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	return s + "): stop and wait before the next run; repeated 429 answers cause it: lower kommo.requests_per_second"
 }

@@ -1,14 +1,11 @@
 package kommo
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/httpx"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/pace"
@@ -24,6 +21,9 @@ type OAuthApp struct {
 	Pacer                                        *pace.Pacer  // the REST pacer: the token endpoint counts against the same limit
 	Retry                                        retry.Policy // zero = retry.Default
 	Logger                                       *slog.Logger // nil = discard
+	// Guard is the IP block guard of the account host, shared with the
+	// REST Client (Options.Guard); nil = a guard of this call's own.
+	Guard *Guard
 }
 
 // TokenResponse is a token pair. The refresh token is single-use: persist the
@@ -75,59 +75,17 @@ func (a OAuthApp) token(ctx context.Context, grant map[string]string) (*TokenRes
 	for k, v := range grant {
 		body[k] = v
 	}
-	payload, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
 	u := *base
 	u.Path = base.Path + "/oauth2/access_token"
-	hc := a.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: 30 * time.Second}
-	}
-	log := a.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	policy := a.Retry
-	if policy == (retry.Policy{}) {
-		policy = retry.Default
-	}
+	// The token endpoint is on the account host: the same request path as
+	// the REST API, the same pacer and the same IP block guard. Without a
+	// TokenSource that path sends no bearer and reads a 400 or 401 as dead
+	// credentials. A refresh token dies once Kommo has answered, so the
+	// call is retried only when it surely did not reach Kommo.
+	c := &Client{base: base, hc: a.HTTPClient, pacer: a.Pacer, retry: a.Retry, log: a.Logger, guard: a.Guard}
+	c.defaults()
 	const method = http.MethodPost
-	op := func() (*answer, error) {
-		if err := a.Pacer.Wait(ctx); err != nil {
-			return nil, retry.Permanent(err)
-		}
-		req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(payload))
-		if err != nil {
-			return nil, retry.Permanent(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json")
-		req.Header.Set("User-Agent", "kommo-summarizer")
-		ans, err := roundTrip(hc, log, req)
-		if err != nil {
-			if ctx.Err() == nil && neverSent(err) {
-				return nil, err
-			}
-			return nil, retry.Permanent(err)
-		}
-		switch s := ans.Status; {
-		case s >= 200 && s < 300:
-			return ans, nil
-		case s == http.StatusTooManyRequests:
-			err := &RateLimitError{Method: method, URL: httpx.CleanURL(&u)}
-			if d := httpx.RetryAfter(ans.Header, maxRetryAfter); d > 0 {
-				return nil, retry.After(d, err)
-			}
-			return nil, err
-		case s == http.StatusBadRequest || s == http.StatusUnauthorized:
-			return nil, retry.Permanent(&AuthError{Err: apiError(method, &u, ans)})
-		default:
-			return nil, retry.Permanent(apiError(method, &u, ans))
-		}
-	}
-	ans, err := retry.Do(ctx, policy, op, retryLogger(log, method, &u))
+	ans, err := c.exchange(ctx, method, &u, body, notIdempotent)
 	if err != nil {
 		return nil, err
 	}

@@ -52,6 +52,7 @@ func (c *Client) ContinueBot(ctx context.Context, returnURL string, body any) er
 	if err != nil {
 		return err
 	}
-	_, err = c.do(ctx, http.MethodPost, u, body, idempotent, nil)
+	// Not do: Kommo answers 202 with no body, nothing to decode.
+	_, err = c.exchange(ctx, http.MethodPost, u, body, idempotent)
 	return err
 }

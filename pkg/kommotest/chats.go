@@ -106,22 +106,32 @@ func (s *Server) serveChats(w http.ResponseWriter, r *http.Request) {
 		chatsError(w, http.StatusBadRequest, "BAD_REQUEST", "cannot read the request body")
 		return
 	}
+	seg := strings.Split(strings.TrimPrefix(r.URL.Path, "/v2/origin/custom/"), "/")
+	route := ""
+	switch {
+	case !strings.HasPrefix(r.URL.Path, "/v2/origin/custom/"):
+	case r.Method == http.MethodGet && len(seg) == 4 && seg[1] == "chats" && seg[3] == "history":
+		route = "history"
+	case r.Method == http.MethodPost && len(seg) == 2 && seg[1] == "connect":
+		route = "connect"
+	}
+	if route == "" {
+		// Recorded before the signature check: a request to a route that
+		// does not exist is a bug whatever its signature.
+		s.unknownRoute(r)
+	}
 	if why := s.checkSignature(r, body); why != "" {
 		chatsError(w, http.StatusForbidden, "INVALID_SIGNATURE", "invalid request signature: "+why)
 		return
 	}
-
-	seg := strings.Split(strings.TrimPrefix(r.URL.Path, "/v2/origin/custom/"), "/")
-	switch {
-	case !strings.HasPrefix(r.URL.Path, "/v2/origin/custom/"):
-	case r.Method == http.MethodGet && len(seg) == 4 && seg[1] == "chats" && seg[3] == "history":
+	switch route {
+	case "history":
 		s.history(w, r, seg[0], seg[2])
-		return
-	case r.Method == http.MethodPost && len(seg) == 2 && seg[1] == "connect":
+	case "connect":
 		s.connect(w, seg[0], body)
-		return
+	default:
+		chatsError(w, http.StatusNotFound, "NOT_FOUND", "no such endpoint")
 	}
-	chatsError(w, http.StatusNotFound, "NOT_FOUND", "no such endpoint")
 }
 
 // history: GET /v2/origin/custom/{scope_id}/chats/{chat_id}/history?offset=&limit=
@@ -129,8 +139,12 @@ func (s *Server) serveChats(w http.ResponseWriter, r *http.Request) {
 func (s *Server) history(w http.ResponseWriter, r *http.Request, scope, chatID string) {
 	s.mu.Lock()
 	s.stats.HistoryCalls++
+	disconnected := s.disconnected
 	s.mu.Unlock()
-	if scope != s.ScopeID() {
+	// Kommo documents 404 as "channel not found" and nothing else for a
+	// scope that is not connected (kommo-api.md §1.3): a wrong scope_id and
+	// a channel disconnected since get the same answer.
+	if scope != s.ScopeID() || disconnected {
 		chatsError(w, http.StatusNotFound, "NOT_FOUND", "channel not found: the scope_id is not connected to this account")
 		return
 	}
@@ -160,7 +174,13 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request, scope, chatID s
 	s.mu.Lock()
 	c := s.acct.chats[chatID]
 	var out []any
-	if c != nil {
+	switch {
+	case c == nil:
+	case s.opts.HistoryOldestFirst:
+		for i := offset; i < len(c.msgs) && len(out) < limit; i++ {
+			out = append(out, messageJSON(c, c.msgs[i]))
+		}
+	default:
 		// Newest first, as in Kommo's only example.
 		for i := len(c.msgs) - 1 - offset; i >= 0 && len(out) < limit; i-- {
 			out = append(out, messageJSON(c, c.msgs[i]))
@@ -184,8 +204,11 @@ func messageJSON(c *chat, m *message) map[string]any {
 		body["file_name"] = m.fileName
 		body["file_size"] = m.fileSize
 	}
-	if m.typ == "location" {
-		body["location"] = map[string]any{"lat": m.lat, "lon": m.lon}
+	switch m.typ {
+	case "location":
+		body["location"] = map[string]any{"lon": m.lon, "lat": m.lat}
+	case "contact":
+		body["contact"] = map[string]any{"name": m.contactName, "phone": m.contactPhone}
 	}
 	client := map[string]any{"id": c.client.id, "client_id": c.client.clientID, "name": c.client.name, "phone": c.client.phone}
 	out := map[string]any{
@@ -226,6 +249,9 @@ func (s *Server) connect(w http.ResponseWriter, channelID string, body []byte) {
 		chatsError(w, http.StatusBadRequest, "BAD_REQUEST", "hook_api_version must be v1 or v2")
 		return
 	}
+	s.mu.Lock()
+	s.disconnected = false
+	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, "application/json", map[string]any{
 		"account_id": s.acct.amojoID, "scope_id": s.ScopeID(), "title": req.Title,
 		"hook_api_version": "v2", "is_time_window_disabled": req.NoTimeWindow,

@@ -210,6 +210,9 @@ func TestHistoryPagesNewestFirst(t *testing.T) {
 	wantStatus(t, signedSend(t, s, c, "GET", "/v2/origin/custom/"+s.ScopeID()+"/chats/00000000-0000-4000-8000-000000000000/history", ""), 204)
 	wantStatus(t, signedSend(t, s, c, "GET", "/v2/origin/custom/other_scope/chats/"+chat+"/history", ""), 404)
 	wantStatus(t, signedSend(t, s, c, "GET", "/v2/origin/custom/"+s.ScopeID()+"/chats", ""), 404)
+	if got := takeUnknown(s); len(got) != 1 || !strings.HasSuffix(got[0], "/chats") {
+		t.Errorf("UnknownRequests = %q, want the one to .../chats", got)
+	}
 
 	// A new message shows up first.
 	s.AddMessage(chat, "Any news?", true)
@@ -274,5 +277,57 @@ func TestChatsRateLimitAndFailRate(t *testing.T) {
 	}
 	if share := float64(failed) / 250; share < 0.12 || share > 0.28 || f.Stats().Injected5xx != failed {
 		t.Errorf("%d of 250 failed (Injected5xx %d), want about 20%%", failed, f.Stats().Injected5xx)
+	}
+}
+
+// HistoryOldestFirst turns the pages around: offset counts from the oldest
+// message, and the pages together hold every message once.
+func TestHistoryOldestFirst(t *testing.T) {
+	c := newClock()
+	s := startTest(t, Options{ChatsRateLimit: -1, HistoryOldestFirst: true}, c)
+	var chat string
+	for _, l := range s.OpenLeadsWithChats() {
+		for _, id := range l.ChatIDs {
+			if s.MessageCount(id) > 60 && chat == "" {
+				chat = id
+			}
+		}
+	}
+	if chat == "" {
+		t.Fatal("no chat with more than 60 messages")
+	}
+	base := "/v2/origin/custom/" + s.ScopeID() + "/chats/" + chat + "/history"
+	var stamps []int64
+	for offset := 0; ; offset += 50 {
+		r := signedSend(t, s, c, "GET", fmt.Sprintf("%s?offset=%d&limit=50", base, offset), "")
+		if r.status == 204 {
+			break
+		}
+		wantStatus(t, r, 200)
+		var page struct {
+			Messages []struct {
+				MsecTimestamp int64 `json:"msec_timestamp"`
+			} `json:"messages"`
+		}
+		if err := json.Unmarshal(r.body, &page); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range page.Messages {
+			stamps = append(stamps, m.MsecTimestamp)
+		}
+	}
+	if len(stamps) != s.MessageCount(chat) {
+		t.Fatalf("%d messages over the pages, want %d", len(stamps), s.MessageCount(chat))
+	}
+	for i := 1; i < len(stamps); i++ {
+		if stamps[i] < stamps[i-1] {
+			t.Fatalf("message %d (%d) is older than message %d (%d): not oldest first", i, stamps[i], i-1, stamps[i-1])
+		}
+	}
+	// A new message comes last, on the last page.
+	s.AddMessage(chat, "Any news?", true)
+	r := signedSend(t, s, c, "GET", fmt.Sprintf("%s?offset=%d&limit=1", base, len(stamps)), "")
+	if wantStatus(t, r, 200); !strings.Contains(string(r.body), "Any news?") {
+		t.Errorf("the newest message is not at offset %d: %s", len(stamps), r.body)
 	}
 }

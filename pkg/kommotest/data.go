@@ -119,6 +119,8 @@ type message struct {
 	fileName     string
 	fileSize     int64
 	lat, lon     float64
+	// contactName and contactPhone are the shared contact of a contact message.
+	contactName, contactPhone string
 }
 
 type note struct {

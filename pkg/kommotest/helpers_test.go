@@ -42,7 +42,18 @@ func startTest(t *testing.T, opts Options, c *clock) *Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
+	t.Cleanup(func() { s.VerifyNoUnknown(t) })
 	return s
+}
+
+// takeUnknown returns the unknown requests recorded so far and forgets them,
+// for the tests that send such requests on purpose.
+func takeUnknown(s *Server) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u := s.unknown
+	s.unknown = nil
+	return u
 }
 
 type reply struct {

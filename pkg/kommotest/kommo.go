@@ -70,7 +70,7 @@ func (s *Server) serveKommo(w http.ResponseWriter, r *http.Request) {
 
 	switch reject {
 	case http.StatusForbidden:
-		problem(w, http.StatusForbidden, "Access denied: the IP address is blocked for repeatedly exceeding the request limit")
+		problem(w, http.StatusForbidden, ipBlockedDetail)
 		return
 	case http.StatusTooManyRequests:
 		problem(w, http.StatusTooManyRequests, "Too many requests: the limit is 7 requests per second")
@@ -87,6 +87,7 @@ func (s *Server) serveKommo(w http.ResponseWriter, r *http.Request) {
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/api/v4/")
 	if !ok {
+		s.unknownRoute(r)
 		problem(w, http.StatusNotFound, "No such endpoint")
 		return
 	}
@@ -96,6 +97,18 @@ func (s *Server) serveKommo(w http.ResponseWriter, r *http.Request) {
 	}
 	s.routeREST(w, r, strings.Split(rest, "/"))
 }
+
+// ipBlockedDetail is the detail of the fake's IP block 403. Kommo does not
+// document the block's body; a client must tell it from a rights 403
+// (rightsProblem) by the body, since both are 403s.
+const ipBlockedDetail = "Access denied: the IP address is blocked for repeatedly exceeding the request limit"
+
+// rightsDetail is the detail of a 403 for an entity the token's user may not
+// see or change.
+const rightsDetail = "Access denied: the user has no rights for this entity"
+
+// rightsProblem answers a request the token's user has no rights for.
+func rightsProblem(w http.ResponseWriter) { problem(w, http.StatusForbidden, rightsDetail) }
 
 // note429 remembers a 429 and blocks the IP after too many of them in a minute,
 // as Kommo does: "if the restrictions are repeatedly violated, the IP address is blocked".
@@ -117,6 +130,7 @@ func (s *Server) routeREST(w http.ResponseWriter, r *http.Request, seg []string)
 	if len(seg) >= 2 && seg[0] == "leads" && seg[1] != "notes" {
 		n, err := strconv.ParseInt(seg[1], 10, 64)
 		if err != nil || n <= 0 {
+			s.unknownRoute(r)
 			problem(w, http.StatusNotFound, "No such endpoint")
 			return
 		}
@@ -151,7 +165,14 @@ func (s *Server) routeREST(w http.ResponseWriter, r *http.Request, seg []string)
 		s.contactChats(w, r)
 	case "POST salesbot/{bot}/continue/{id}", "POST marketingbot/{bot}/continue/{id}":
 		s.continueBot(w, r, seg[0], seg[1], seg[3])
+	case "GET webhooks":
+		s.listWebhooks(w, r)
+	case "POST webhooks":
+		s.addWebhook(w, r)
+	case "DELETE webhooks":
+		s.deleteWebhook(w, r)
 	default:
+		s.unknownRoute(r)
 		problem(w, http.StatusNotFound, "No such endpoint")
 	}
 }
@@ -705,6 +726,13 @@ func (s *Server) postNotes(w http.ResponseWriter, r *http.Request, pathID int64)
 		validationProblem(w, errs)
 		return
 	}
+	for _, n := range notes {
+		if slices.Contains(s.opts.NotesForbidden, n.entityID) {
+			s.mu.Unlock()
+			rightsProblem(w)
+			return
+		}
+	}
 	now := s.now().UTC().Truncate(time.Second)
 	out := make([]any, 0, len(notes))
 	for i, n := range notes {
@@ -832,6 +860,10 @@ func (s *Server) parseNote(raw json.RawMessage, i int, pathID int64) (*note, str
 // listNotes: GET /api/v4/leads/{id}/notes (kommo.com/developers/content/api_v4/events-and-notes).
 // Kommo echoes request_id only when notes are created, never here.
 func (s *Server) listNotes(w http.ResponseWriter, r *http.Request, leadID int64) {
+	if slices.Contains(s.opts.NotesForbidden, leadID) {
+		rightsProblem(w)
+		return
+	}
 	q := r.URL.Query()
 	page, limit, ok := pageParams(w, q)
 	if !ok {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -596,7 +597,40 @@ func TestUnknownEndpoints(t *testing.T) {
 		if r.header.Get("Content-Type") != problemJSON {
 			t.Errorf("%v: content type %q", req, r.header.Get("Content-Type"))
 		}
+		if got, want := takeUnknown(s), []string{req[0] + " " + req[1]}; !slices.Equal(got, want) {
+			t.Errorf("UnknownRequests = %q, want %q", got, want)
+		}
 	}
+	// Known routes, even refused ones, are not unknown.
+	wantStatus(t, send(t, "GET", s.KommoURL+"/api/v4/leads/99999999", nil, h...), 204)
+	wantStatus(t, send(t, "GET", s.KommoURL+"/api/v4/account?with=chats", nil, h...), 400)
+	if got := s.UnknownRequests(); len(got) != 0 {
+		t.Errorf("known routes recorded as unknown: %q", got)
+	}
+}
+
+// A test that sends a request to an unknown route fails through VerifyNoUnknown.
+func TestVerifyNoUnknown(t *testing.T) {
+	s := startTest(t, Options{Leads: 2}, nil)
+	rec := &recordingTB{}
+	s.VerifyNoUnknown(rec)
+	if len(rec.errs) != 0 {
+		t.Fatalf("errors before any request: %q", rec.errs)
+	}
+	send(t, "GET", s.LLMURL+"/engines", nil)
+	send(t, "GET", s.KommoURL+"/api/v2/account", nil)
+	s.VerifyNoUnknown(rec)
+	if len(rec.errs) != 2 || !strings.Contains(rec.errs[0], "GET /v1/engines") || !strings.Contains(rec.errs[1], "GET /api/v2/account") {
+		t.Errorf("VerifyNoUnknown reported %q", rec.errs)
+	}
+	takeUnknown(s)
+}
+
+type recordingTB struct{ errs []string }
+
+func (r *recordingTB) Helper() {}
+func (r *recordingTB) Errorf(format string, args ...any) {
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
 }
 
 // Many clients at once, on all three servers: the counters add up and the race

@@ -67,6 +67,14 @@ type Options struct {
 	// given the system and user messages (each message's text followed by a
 	// newline). Tests use it for long, handoff or malformed answers.
 	LLMAnswer func(system, user string) string
+	// LLMAnswerBytes, when > 0, makes every completion's text that many
+	// bytes long whatever max_tokens says, as a server that ignores the
+	// limit would.
+	LLMAnswerBytes int
+	// LLMFinishReason, when set, is the finish_reason of every completion:
+	// "content_filter" answers no text, "length" the first half of the
+	// summary, any other value the whole summary.
+	LLMFinishReason string
 
 	// BeforeNotes is called when a POST notes request arrives (authenticated),
 	// before anything is stored.
@@ -78,6 +86,20 @@ type Options struct {
 	// ContinueFailFirst makes the first N Salesbot continue calls answer 503
 	// before acting on them.
 	ContinueFailFirst int
+	// HistoryOldestFirst makes chat history pages oldest first (offset
+	// counts from the oldest message). Kommo's only example is newest first,
+	// but its docs do not promise an order.
+	HistoryOldestFirst bool
+	// ChannelDisconnected starts the Chats API channel disconnected, as after
+	// an install or once the integration was disabled: history answers 404
+	// "channel not found" (the only code Kommo documents for it) until a
+	// connect call.
+	ChannelDisconnected bool
+	// NotesForbidden lists leads whose notes the token's user has no rights
+	// for: listing or adding their notes answers a 403 problem document
+	// about rights (not the IP block's), and a batch with one of them
+	// stores nothing.
+	NotesForbidden []int64
 	// BadChats makes the history of these chats answer with the given status,
 	// as a chat with data the Chats API cannot serve would.
 	BadChats map[string]int
@@ -161,7 +183,15 @@ type Server struct {
 	restFail, chatsFail, notesFail *mrand.Rand
 	llmCalls                       int
 
-	bots botState
+	bots       botState
+	hooks      []*webhook // account webhooks, id order
+	nextHookID int64
+
+	// unknown lists the requests that matched no route of any fake.
+	unknown []string
+	// disconnected is the channel's state: set by ChannelDisconnected,
+	// cleared by connect.
+	disconnected bool
 
 	stats Stats
 }
@@ -219,6 +249,9 @@ func start(opts Options, now func() time.Time) (*Server, error) {
 		restFail:  mrand.New(mrand.NewPCG(uint64(opts.Seed), 0xfa11)),
 		chatsFail: mrand.New(mrand.NewPCG(uint64(opts.Seed), 0xc4a7)),
 		notesFail: mrand.New(mrand.NewPCG(uint64(opts.Seed), 0x0e7e)),
+
+		nextHookID:   firstHookID,
+		disconnected: opts.ChannelDisconnected,
 	}
 	s.notes = s.acct.seededNotes
 	s.nextNoteID = s.acct.nextNoteID
@@ -259,6 +292,13 @@ func (s *Server) AmojoAccountID() string { return s.acct.amojoID }
 
 // ScopeID is ChannelID + "_" + AmojoAccountID, what connect returns.
 func (s *Server) ScopeID() string { return s.opts.ChannelID + "_" + s.acct.amojoID }
+
+// ChannelConnected reports whether the Chats API channel is connected.
+func (s *Server) ChannelConnected() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.disconnected
+}
 
 // LongLivedToken returns a bearer that never expires and cannot be refreshed.
 func (s *Server) LongLivedToken() string { return s.longLived }
@@ -374,6 +414,42 @@ func (s *Server) FieldValue(leadID, fieldID int64) (string, bool) {
 	}
 	v, ok := l.fields[fieldID]
 	return v, ok
+}
+
+// UnknownRequests returns "METHOD URL" of every request, to any of the
+// three fakes, that matched none of their routes, oldest first. The fakes
+// answer such a request as the real service would (404), but a client that
+// sends one has a bug the 404 may hide: tests check this list with
+// VerifyNoUnknown.
+func (s *Server) UnknownRequests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.unknown...)
+}
+
+// TB is the part of testing.TB that VerifyNoUnknown uses; *testing.T and
+// *testing.B have it. It keeps the testing package out of the demo binary.
+type TB interface {
+	Helper()
+	Errorf(format string, args ...any)
+}
+
+// VerifyNoUnknown fails t when any fake got a request for a route it does
+// not know (see UnknownRequests). Register it when the fakes start:
+//
+//	t.Cleanup(func() { srv.VerifyNoUnknown(t) })
+func (s *Server) VerifyNoUnknown(t TB) {
+	t.Helper()
+	for _, r := range s.UnknownRequests() {
+		t.Errorf("kommotest: a request to an unknown route: %s", r)
+	}
+}
+
+// unknownRoute records a request that matched no route.
+func (s *Server) unknownRoute(r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unknown = append(s.unknown, r.Method+" "+r.URL.RequestURI())
 }
 
 // Stats returns a snapshot of the counters.

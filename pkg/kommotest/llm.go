@@ -36,6 +36,7 @@ func (s *Server) serveLLM(w http.ResponseWriter, r *http.Request) {
 	}
 	sleepCtx(r, s.opts.LLMLatency)
 	if route != "POST /v1/chat/completions" && route != "GET /v1/models" {
+		s.unknownRoute(r)
 		llmError(w, http.StatusNotFound, fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path), "invalid_request_error", nil, nil)
 		return
 	}
@@ -106,6 +107,13 @@ func (s *Server) completion(w http.ResponseWriter, r *http.Request) {
 	case req.Stream:
 		bad("kommotest: the fake LLM does not stream; send stream=false", "stream", nil)
 		return
+	case reasoningModel(req.Model) && req.MaxTokens != nil:
+		// OpenAI's reasoning models refuse the old parameter outright.
+		bad("Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.", "max_tokens", "unsupported_parameter")
+		return
+	case reasoningModel(req.Model) && req.Temperature != nil && *req.Temperature != 1:
+		bad(fmt.Sprintf("Unsupported value: 'temperature' does not support %v with this model. Only the default (1) value is supported.", *req.Temperature), "temperature", "unsupported_value")
+		return
 	}
 	schema, problem := parseResponseFormat(req.ResponseFormat)
 	if problem != "" {
@@ -152,6 +160,19 @@ func (s *Server) completion(w http.ResponseWriter, r *http.Request) {
 		answer = cutBytes(answer, int(limit)*4)
 		finish = "length"
 	}
+	if n := s.opts.LLMAnswerBytes; n > 0 {
+		answer = hugeAnswer(n)
+		finish = "stop"
+	}
+	switch s.opts.LLMFinishReason {
+	case "":
+	case "content_filter":
+		answer, finish = "", "content_filter"
+	case "length":
+		answer, finish = cutBytes(answer, len(answer)/2), "length"
+	default:
+		finish = s.opts.LLMFinishReason
+	}
 	promptTokens := max(promptBytes/4, 1)
 	completionTokens := max(len(answer)/4, 1)
 
@@ -176,6 +197,28 @@ func (s *Server) completion(w http.ResponseWriter, r *http.Request) {
 			"total_tokens": promptTokens + completionTokens,
 		},
 	})
+}
+
+// reasoningModel reports the OpenAI model names that, like o1, o3, o4-mini
+// and gpt-5, refuse max_tokens and any temperature but 1.
+func reasoningModel(model string) bool {
+	for _, p := range []string{"o1", "o3", "o4", "gpt-5"} {
+		if strings.HasPrefix(model, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// hugeAnswer is n bytes of text: the marker, then a filler line over and over.
+func hugeAnswer(n int) string {
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(FakeLLMMarker + "\n")
+	for b.Len() < n {
+		b.WriteString("The fake model ignores max_tokens and goes on. ")
+	}
+	return b.String()[:n]
 }
 
 // parseChatMessage accepts what OpenAI accepts for these roles: string content,

@@ -47,6 +47,9 @@ func TestLLMChecksTheKey(t *testing.T) {
 		t.Errorf("models: %s", r.body)
 	}
 	wantStatus(t, send(t, "POST", s.LLMURL+"/completions", llmRequest("m", nil), bearer("sk-right")...), 404)
+	if got := takeUnknown(s); len(got) != 1 || got[0] != "POST /v1/completions" {
+		t.Errorf("UnknownRequests = %q", got)
+	}
 }
 
 func TestLLMAnswerShape(t *testing.T) {
@@ -151,5 +154,54 @@ func TestLLM429First(t *testing.T) {
 	wantStatus(t, send(t, "POST", s.LLMURL+"/chat/completions", llmRequest("m", nil), h...), 200)
 	if st := s.Stats(); st.LLMCalls != 3 || st.LLM429 != 2 {
 		t.Errorf("LLMCalls %d LLM429 %d, want 3 and 2", st.LLMCalls, st.LLM429)
+	}
+}
+
+// Reasoning models refuse max_tokens and any temperature but 1, with
+// OpenAI's error objects.
+func TestLLMReasoningModelParameters(t *testing.T) {
+	s := startTest(t, Options{}, nil)
+	h := withJSON(bearer("sk-fake"))
+	for _, tc := range []struct {
+		model       string
+		extra       map[string]any
+		status      int
+		param, code string
+	}{
+		{"o3-mini", map[string]any{"max_tokens": 300}, 400, "max_tokens", "unsupported_parameter"},
+		{"gpt-5", map[string]any{"temperature": 0.3, "max_completion_tokens": 300}, 400, "temperature", "unsupported_value"},
+		{"gpt-5", map[string]any{"temperature": 1, "max_completion_tokens": 300}, 200, "", ""},
+		{"o1", map[string]any{"max_completion_tokens": 300}, 200, "", ""},
+		{"gpt-4o-mini", map[string]any{"temperature": 0.3, "max_tokens": 300}, 200, "", ""},
+	} {
+		r := send(t, "POST", s.LLMURL+"/chat/completions", llmRequest(tc.model, tc.extra), h...)
+		wantStatus(t, r, tc.status)
+		if tc.status != 200 {
+			e := r.json(t)
+			if dig(e, "error", "param") != tc.param || dig(e, "error", "code") != tc.code || dig(e, "error", "type") != "invalid_request_error" {
+				t.Errorf("%s %v: %s", tc.model, tc.extra, r.body)
+			}
+		}
+	}
+}
+
+func TestLLMAnswerOptions(t *testing.T) {
+	for _, tc := range []struct {
+		opts   Options
+		finish string
+		check  func(text string) bool
+	}{
+		{Options{LLMAnswerBytes: 1 << 20}, "stop", func(s string) bool { return len(s) == 1<<20 }},
+		{Options{LLMFinishReason: "content_filter"}, "content_filter", func(s string) bool { return s == "" }},
+		{Options{LLMFinishReason: "length"}, "length", func(s string) bool { return strings.HasPrefix(s, FakeLLMMarker) }},
+	} {
+		s := startTest(t, tc.opts, nil)
+		r := send(t, "POST", s.LLMURL+"/chat/completions", llmRequest("gpt-4o-mini", map[string]any{"max_tokens": 300}), withJSON(bearer("sk-fake"))...)
+		wantStatus(t, r, 200)
+		m := r.json(t)
+		text, _ := dig(m, "choices", 0, "message", "content").(string)
+		if dig(m, "choices", 0, "finish_reason") != tc.finish || !tc.check(text) {
+			t.Errorf("%+v: finish %v, %d bytes of text", tc.opts, dig(m, "choices", 0, "finish_reason"), len(text))
+		}
 	}
 }

@@ -102,6 +102,7 @@ func oauthError(w http.ResponseWriter, status int, title, detail, hint string) {
 
 func (s *Server) serveOAuth(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
+		s.unknownRoute(r)
 		problem(w, http.StatusNotFound, "No such endpoint")
 		return
 	}

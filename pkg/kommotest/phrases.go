@@ -153,6 +153,13 @@ func (t *talk) media(m *message) {
 		m.typ = "location"
 		m.lat = 40 + r.Float64()*20
 		m.lon = 10 + r.Float64()*50
+	case n < 95:
+		// As many draws as a sticker, so that adding contacts left the rest
+		// of the synthetic account as it was.
+		x := r.IntN(60_000)
+		m.typ = "contact"
+		m.contactName = t.lang.names[x%len(t.lang.names)]
+		m.contactPhone = fmt.Sprintf("+7 9%02d %03d-%02d-%02d", x%100, x%1000, (x/7)%100, (x/13)%100)
 	default:
 		m.typ = "sticker"
 		m.media = base + "/sticker.webp"

@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +25,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
 
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/httpx"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/retry"
 )
 
@@ -53,7 +53,12 @@ type Options struct {
 	APIKey      string
 	Model       string // required
 	Temperature float64
-	MaxTokens   int // sent as max_tokens; 0 = not sent (the server's default)
+	// SendTemperature says when Temperature is sent; "" is TemperatureAuto.
+	SendTemperature TemperatureMode
+	// MaxTokens is sent as max_completion_tokens; 0 = not sent (the
+	// server's default). It also bounds the answer this client accepts:
+	// see MaxAnswerBytes.
+	MaxTokens int
 	// HTTPClient carries the per-attempt timeout; nil = a client with a 60 s timeout.
 	HTTPClient *http.Client
 	// RetryBase is the first wait after a 429, 5xx or network error, doubled
@@ -64,15 +69,85 @@ type Options struct {
 	Logger    *slog.Logger // nil = discard; debug line per call, warn per retry
 }
 
+// TemperatureMode says when the temperature is sent. OpenAI's reasoning
+// models (o1, o3, o4-mini, gpt-5, ...) refuse any temperature but the
+// default 1 with a 400.
+type TemperatureMode string
+
+// The values of llm.send_temperature.
+const (
+	// TemperatureAuto leaves the temperature out for the model names
+	// RejectsTemperature knows, and sends it to every other model.
+	TemperatureAuto   TemperatureMode = "auto"
+	TemperatureAlways TemperatureMode = "always"
+	TemperatureNever  TemperatureMode = "never"
+)
+
+// ParseTemperatureMode reads llm.send_temperature: "", auto, always or never.
+func ParseTemperatureMode(s string) (TemperatureMode, error) {
+	switch m := TemperatureMode(strings.ToLower(strings.TrimSpace(s))); m {
+	case "", TemperatureAuto:
+		return TemperatureAuto, nil
+	case TemperatureAlways, TemperatureNever:
+		return m, nil
+	}
+	return "", fmt.Errorf("%q is not auto, always or never", s)
+}
+
+// RejectsTemperature reports whether model is one of OpenAI's reasoning
+// models, which accept no temperature but the default: a name starting with
+// o1, o3, o4 or gpt-5 (provider prefixes such as "openai/" are skipped).
+func RejectsTemperature(model string) bool {
+	m := strings.ToLower(strings.TrimSpace(model))
+	if i := strings.LastIndexByte(m, '/'); i >= 0 {
+		m = m[i+1:]
+	}
+	for _, p := range []string{"o1", "o3", "o4", "gpt-5"} {
+		if strings.HasPrefix(m, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// Bounds of what an answer may hold. A summary is a few hundred tokens; an
+// answer far over max_tokens comes from a server that ignores it (or a
+// proxy gone wrong), and must not end up whole in a CRM note.
+const (
+	// bytesPerToken is generous: a token is about 4 bytes of English and
+	// 2-3 Cyrillic letters (4-6 bytes).
+	bytesPerToken = 16
+	// minAnswerBytes is the floor of MaxAnswerBytes, for small max_tokens.
+	minAnswerBytes = 4 << 10
+	// noLimitAnswerBytes bounds the answer when max_tokens is not sent.
+	noLimitAnswerBytes = 256 << 10
+	// envelopeBytes is room for the JSON around the text (ids, usage,
+	// escaping) when the whole HTTP body is bounded.
+	envelopeBytes = 64 << 10
+)
+
+// MaxAnswerBytes is the longest answer text, in bytes, a client with this
+// max_tokens accepts: 16 bytes per token, at least 4 KiB; 256 KiB when
+// maxTokens <= 0.
+func MaxAnswerBytes(maxTokens int) int {
+	if maxTokens <= 0 {
+		return noLimitAnswerBytes
+	}
+	return max(maxTokens*bytesPerToken, minAnswerBytes)
+}
+
 // Client calls the chat completions endpoint. It is safe for concurrent use.
 type Client struct {
-	svc         openai.ChatCompletionService
-	endpoint    string // for error messages and logs
-	model       string
-	temperature float64
-	maxTokens   int
-	policy      retry.Policy
-	log         *slog.Logger
+	svc             openai.ChatCompletionService
+	endpoint        string // for error messages and logs
+	model           string
+	temperature     float64
+	sendTemperature bool
+	maxTokens       int
+	maxText         int   // MaxAnswerBytes(maxTokens)
+	maxBody         int64 // what is read of an HTTP answer, error or not
+	policy          retry.Policy
+	log             *slog.Logger
 }
 
 // New returns a Client. It fails when Model is empty or BaseURL is not an
@@ -101,6 +176,14 @@ func New(opts Options) (*Client, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	mode, err := ParseTemperatureMode(string(opts.SendTemperature))
+	if err != nil {
+		return nil, fmt.Errorf("llm: send_temperature %w: set llm.send_temperature", err)
+	}
+	sendTemp := mode == TemperatureAlways || (mode == TemperatureAuto && !RejectsTemperature(opts.Model))
+	maxText := MaxAnswerBytes(opts.MaxTokens)
+	// 6 bytes a text byte covers a body that escapes every character (\u0430).
+	maxBody := int64(envelopeBytes + 6*maxText)
 
 	// NewChatCompletionService, unlike openai.NewClient, reads no environment
 	// variables, so every setting below is the whole truth.
@@ -109,13 +192,17 @@ func New(opts Options) (*Client, error) {
 		option.WithAPIKey(opts.APIKey),
 		option.WithHTTPClient(opts.HTTPClient),
 		option.WithMaxRetries(0),
+		option.WithMiddleware(limitBody(maxBody)),
 	)
 	return &Client{
-		svc:         svc,
-		endpoint:    base + "/chat/completions",
-		model:       opts.Model,
-		temperature: opts.Temperature,
-		maxTokens:   opts.MaxTokens,
+		svc:             svc,
+		endpoint:        base + "/chat/completions",
+		model:           opts.Model,
+		temperature:     opts.Temperature,
+		sendTemperature: sendTemp,
+		maxTokens:       opts.MaxTokens,
+		maxText:         maxText,
+		maxBody:         maxBody,
 		policy: retry.Policy{
 			Initial:    opts.RetryBase,
 			Max:        max(opts.RetryBase, time.Minute),
@@ -156,13 +243,16 @@ func (c *Client) Complete(ctx context.Context, system, user string) (*Completion
 			openai.SystemMessage(system),
 			openai.UserMessage(user),
 		},
-		Temperature: openai.Float(c.temperature),
+	}
+	if c.sendTemperature {
+		params.Temperature = openai.Float(c.temperature)
 	}
 	if c.maxTokens > 0 {
-		// max_tokens, not max_completion_tokens: Ollama, vLLM and older
-		// OpenAI-compatible servers only know max_tokens, and OpenAI still
-		// accepts it for chat models.
-		params.MaxTokens = openai.Int(int64(c.maxTokens))
+		// max_completion_tokens, not max_tokens: OpenAI's reasoning models
+		// refuse max_tokens with a 400, every OpenAI model takes
+		// max_completion_tokens, and so do vLLM and recent Ollama. A server
+		// that ignores it is still bounded by MaxAnswerBytes.
+		params.MaxCompletionTokens = openai.Int(int64(c.maxTokens))
 	}
 
 	start := time.Now()
@@ -194,12 +284,21 @@ func (c *Client) once(ctx context.Context, params openai.ChatCompletionNewParams
 		return nil, retry.Permanent(fmt.Errorf("llm: %w (no choices in the answer of %s)", ErrNoText, c.endpoint))
 	}
 	ch := cc.Choices[0]
+	if ch.FinishReason == "content_filter" {
+		return nil, retry.Permanent(&AnswerError{Reason: ch.FinishReason})
+	}
 	if strings.TrimSpace(ch.Message.Content) == "" {
 		hint := ""
 		if ch.FinishReason == "length" {
 			hint = ": raise llm.max_tokens (a reasoning model may spend them all before answering)"
 		}
 		return nil, retry.Permanent(fmt.Errorf("llm: %w (finish_reason %q)%s", ErrNoText, ch.FinishReason, hint))
+	}
+	if ch.FinishReason == "length" {
+		return nil, retry.Permanent(&AnswerError{Reason: ch.FinishReason})
+	}
+	if n := len(ch.Message.Content); n > c.maxText {
+		return nil, retry.Permanent(&AnswerError{Reason: ReasonTooLarge, Bytes: int64(n), Limit: int64(c.maxText)})
 	}
 	model := cc.Model
 	if model == "" {
@@ -213,17 +312,86 @@ func (c *Client) once(ctx context.Context, params openai.ChatCompletionNewParams
 	}, nil
 }
 
+// limitBody makes the SDK's read of an answer fail once it passes limit
+// bytes: a runaway answer is refused before it is held in memory whole.
+func limitBody(limit int64) option.Middleware {
+	return func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+		resp, err := next(req)
+		if err == nil && resp != nil && resp.Body != nil {
+			resp.Body = &limitedBody{rc: resp.Body, left: limit, limit: limit}
+		}
+		return resp, err
+	}
+}
+
+type limitedBody struct {
+	rc          io.ReadCloser
+	left, limit int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// One byte more tells a body of exactly limit bytes from a longer one.
+		var one [1]byte
+		if n, _ := b.rc.Read(one[:]); n == 0 {
+			return 0, io.EOF
+		}
+		return 0, &AnswerError{Reason: ReasonTooLarge, Bytes: b.limit + 1, Limit: b.limit}
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }
+
+// ReasonTooLarge is the Reason of an AnswerError for an answer longer than
+// max_tokens allows; the other reasons are finish_reason values.
+const ReasonTooLarge = "too_large"
+
+// AnswerError is a 200 answer that must not become a note: withheld by the
+// content filter (Reason "content_filter"), cut at max_tokens ("length"),
+// or longer than max_tokens allows (ReasonTooLarge). Retrying does not help.
+type AnswerError struct {
+	// Reason is the finish_reason, or ReasonTooLarge.
+	Reason string
+	// Bytes is the size seen (for a body cut short: at least this many) and
+	// Limit the most accepted; both are set for ReasonTooLarge only.
+	Bytes, Limit int64
+}
+
+func (e *AnswerError) Error() string {
+	switch e.Reason {
+	case "content_filter":
+		return "llm: the answer was withheld by the provider's content filter (finish_reason content_filter): no summary for this lead"
+	case "length":
+		return "llm: the answer was cut at llm.max_tokens (finish_reason length): raise llm.max_tokens"
+	case ReasonTooLarge:
+		return fmt.Sprintf("llm: the answer is over %d bytes (%d or more received), far more than llm.max_tokens allows: refused (does the server honour max_completion_tokens?)", e.Limit, e.Bytes)
+	}
+	return fmt.Sprintf("llm: the answer is unusable (finish_reason %s)", e.Reason)
+}
+
 // classify turns an attempt's error into our error and marks what is worth
 // retrying: 429 (unless the quota is spent), 5xx and network errors.
 func (c *Client) classify(ctx context.Context, resp *http.Response, err error) error {
 	if ctx.Err() != nil {
 		return retry.Permanent(ctx.Err())
 	}
+	var ae *AnswerError
+	if errors.As(err, &ae) {
+		// The body passed the limit: an answer too large, or an error
+		// page of megabytes. Either way the same request gets the same.
+		return retry.Permanent(ae)
+	}
 	var e *Error
 	var apiErr *openai.Error
 	switch {
 	case errors.As(err, &apiErr):
-		e = &Error{Status: apiErr.StatusCode, Type: apiErr.Type, Code: apiErr.Code, Message: apiErr.Message}
+		e = &Error{Status: apiErr.StatusCode, Type: apiErr.Type, Code: apiErr.Code, Param: apiErr.Param, Message: apiErr.Message}
 		if e.Type == "" && e.Code == "" && e.Message == "" {
 			// No OpenAI {"error": {...}} object: a proxy's HTML page, or
 			// vLLM's top-level {"message": ...}. The SDK kept the body.
@@ -251,33 +419,19 @@ func (c *Client) classify(ctx context.Context, resp *http.Response, err error) e
 	case e.Status == http.StatusTooManyRequests && e.Code == "insufficient_quota":
 		return retry.Permanent(e)
 	case e.Status == http.StatusTooManyRequests || e.Status >= 500:
-		if d, ok := retryAfter(resp); ok {
-			if d > maxRetryAfter {
-				return retry.Permanent(e)
-			}
+		if resp == nil {
+			return e
+		}
+		// The limit is above maxRetryAfter, so that a longer wait shows.
+		if d := httpx.RetryAfter(resp.Header, maxRetryAfter+time.Second); d > maxRetryAfter {
+			return retry.Permanent(e)
+		} else if d > 0 {
 			return retry.After(d, e)
 		}
 		return e
 	default:
 		return retry.Permanent(e)
 	}
-}
-
-// retryAfter reads a Retry-After header given in seconds (the form LLM
-// servers use); an HTTP date or garbage counts as absent.
-func retryAfter(resp *http.Response) (time.Duration, bool) {
-	if resp == nil {
-		return 0, false
-	}
-	v := strings.TrimSpace(resp.Header.Get("Retry-After"))
-	if v == "" {
-		return 0, false
-	}
-	s, err := strconv.ParseFloat(v, 64)
-	if err != nil || s < 0 || s > 1e6 {
-		return 0, false
-	}
-	return time.Duration(s * float64(time.Second)), true
 }
 
 // otherErrorBody reads an error body that is not OpenAI's: the type and
@@ -305,6 +459,9 @@ func otherErrorBody(resp *http.Response) (typ, msg string) {
 type Error struct {
 	Status              int
 	Type, Code, Message string // OpenAI's error object; Message may be a snippet of a non-JSON body
+	// Param is the request parameter the error is about ("temperature",
+	// "max_tokens"), when the server names one.
+	Param string
 }
 
 // Error reads like "llm: 401 invalid_api_key: Incorrect API key provided: check llm.api_key".
@@ -328,6 +485,10 @@ func (e *Error) Error() string {
 
 func (e *Error) hint() string {
 	switch {
+	case e.Status == http.StatusBadRequest && e.Param == "temperature":
+		return "this model takes no temperature: set llm.send_temperature: never"
+	case e.Status == http.StatusBadRequest && (e.Param == "max_tokens" || e.Param == "max_completion_tokens"):
+		return "this server refuses the token limit: check llm.max_tokens (sent as max_completion_tokens) and llm.model"
 	case e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden:
 		return "check llm.api_key"
 	case e.Code == "insufficient_quota":

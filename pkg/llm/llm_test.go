@@ -166,11 +166,11 @@ func TestCompleteSendsAndParses(t *testing.T) {
 		t.Errorf("Content-Type = %q", h)
 	}
 	b := r.Body
-	if b["model"] != "gpt-4o-mini" || b["temperature"] != 0.3 || b["max_tokens"] != 300.0 {
-		t.Errorf("model %v temperature %v max_tokens %v", b["model"], b["temperature"], b["max_tokens"])
+	if b["model"] != "gpt-4o-mini" || b["temperature"] != 0.3 || b["max_completion_tokens"] != 300.0 {
+		t.Errorf("model %v temperature %v max_completion_tokens %v", b["model"], b["temperature"], b["max_completion_tokens"])
 	}
-	if _, ok := b["max_completion_tokens"]; ok {
-		t.Error("max_completion_tokens sent: servers like Ollama ignore it")
+	if _, ok := b["max_tokens"]; ok {
+		t.Error("max_tokens sent: reasoning models refuse it")
 	}
 	if _, ok := b["stream"]; ok {
 		t.Error("stream sent")

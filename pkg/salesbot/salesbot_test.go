@@ -393,7 +393,7 @@ func TestMemoryAndInstructions(t *testing.T) {
 	if err := w.db.AddPending(ctx, store.Pending{RequestID: "r1", LeadID: id, RunID: "run", State: store.StateNoted, NoteText: "Client wants a grand piano, budget 10k."}); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.db.Complete(ctx, "r1"); err != nil {
+	if err := w.db.Complete(ctx, "run", "r1"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := w.db.AddMessages(ctx, []store.LogMessage{{ID: "m1", ChatID: "chat-1", TalkID: 7, LeadID: id, Direction: store.DirectionIn,

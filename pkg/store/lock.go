@@ -84,8 +84,13 @@ func (db *DB) AcquireLock(ctx context.Context, h LockHolder, staleAfter time.Dur
 		if err != nil {
 			return err
 		}
-		if held && cur.RunID != h.RunID && !looksDead(cur, now, staleAfter, host) {
-			return &LockedError{Holder: cur, now: now}
+		if held && cur.RunID != h.RunID {
+			if !looksDead(cur, now, staleAfter, host) {
+				return &LockedError{Holder: cur, now: now}
+			}
+			if err := markKilled(ctx, tx, cur.RunID, h.RunID); err != nil {
+				return err
+			}
 		}
 		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO run_lock (id, run_id, pid, host, started_at, heartbeat_at)
 			VALUES (1, ?, ?, ?, ?, ?)`, h.RunID, h.PID, h.Host, ms64(h.StartedAt), ms64(h.HeartbeatAt))
@@ -108,24 +113,26 @@ func looksDead(h LockHolder, now time.Time, staleAfter time.Duration, thisHost s
 // ErrLockLost when the lock was taken over (or released): the run must stop
 // writing to Kommo.
 func (db *DB) Heartbeat(ctx context.Context, runID string) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE run_lock SET heartbeat_at = ? WHERE id = 1 AND run_id = ?`, ms64(db.now()), runID)
-		if err != nil {
-			return fmt.Errorf("store: heartbeat of run %s: %w", runID, err)
-		}
-		if n, _ := res.RowsAffected(); n > 0 {
-			return nil
-		}
-		cur, held, err := getLock(ctx, tx)
-		switch {
-		case err != nil:
-			return err
-		case held:
-			return fmt.Errorf("%w: run %s (pid %d on host %s) took it over from run %s", ErrLockLost, cur.RunID, cur.PID, cur.Host, runID)
-		default:
-			return fmt.Errorf("%w: run %s does not hold it", ErrLockLost, runID)
-		}
-	})
+	return db.write(ctx, func(tx *sql.Tx) error { return heartbeatLock(ctx, tx, runID, ms64(db.now())) })
+}
+
+func heartbeatLock(ctx context.Context, tx *sql.Tx, runID string, now int64) error {
+	res, err := tx.ExecContext(ctx, `UPDATE run_lock SET heartbeat_at = ? WHERE id = 1 AND run_id = ?`, now, runID)
+	if err != nil {
+		return fmt.Errorf("store: heartbeat of run %s: %w", runID, err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return nil
+	}
+	cur, held, err := getLock(ctx, tx)
+	switch {
+	case err != nil:
+		return err
+	case held:
+		return fmt.Errorf("%w: run %s (pid %d on host %s) took it over from run %s", ErrLockLost, cur.RunID, cur.PID, cur.Host, runID)
+	default:
+		return fmt.Errorf("%w: run %s does not hold it", ErrLockLost, runID)
+	}
 }
 
 // ReleaseLock gives up the lock if runID holds it; otherwise it does nothing.

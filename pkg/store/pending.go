@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -76,6 +77,11 @@ type Pending struct {
 
 	InputHash string
 	Chats     []ChatState // the watermarks to apply when done
+
+	// BaseVersion is the lead's version (LeadVersion) that the summary was
+	// made from. AddPending refuses it with ErrStale when another summary of
+	// the lead completed since.
+	BaseVersion int64
 }
 
 var (
@@ -84,7 +90,31 @@ var (
 	ErrPendingExists = errors.New("store: the lead already has a pending summary")
 	// ErrNoPending: no pending summary has that request id.
 	ErrNoPending = errors.New("store: no pending summary with that request id")
+	// ErrStale: AddPending for a summary made from an older version of the
+	// lead: another process summarised the same change first.
+	ErrStale = errors.New("store: the lead was summarised since this summary's messages were read")
+	// ErrNotOwner: the pending summary belongs to another run now (this
+	// run was taken for dead and its work was taken over).
+	ErrNotOwner = errors.New("store: the pending summary belongs to another run")
 )
+
+// LeadVersion returns the lead's summary version: 0 before its first
+// summary, one more with each completed summary.
+func (db *DB) LeadVersion(ctx context.Context, leadID int64) (int64, error) {
+	return leadVersion(ctx, db.db, leadID)
+}
+
+func leadVersion(ctx context.Context, q queryRower, leadID int64) (int64, error) {
+	var v int64
+	err := q.QueryRowContext(ctx, `SELECT version FROM lead_versions WHERE lead_id = ?`, leadID).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: read the version of lead %d: %w", leadID, err)
+	}
+	return v, nil
+}
 
 // chatJSON is a ChatState inside pending.chats; times in unix milliseconds
 // like everywhere else in the file.
@@ -139,6 +169,13 @@ func (db *DB) AddPending(ctx context.Context, p Pending) error {
 			return fmt.Errorf("store: request id %s is already pending for lead %d", p.RequestID, otherLead)
 		case !errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("store: add pending summary %s: %w", p.RequestID, err)
+		}
+		v, err := leadVersion(ctx, tx, p.LeadID)
+		if err != nil {
+			return err
+		}
+		if v != p.BaseVersion {
+			return fmt.Errorf("%w: lead %d is at version %d, the summary was made from %d", ErrStale, p.LeadID, v, p.BaseVersion)
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO pending (request_id, lead_id, run_id, created_at, state, note_text, field_text,
 				note_id, model, prompt_tokens, completion_tokens, input_hash, chats)
@@ -210,28 +247,47 @@ func (db *DB) PendingFor(ctx context.Context, leadID int64) (*Pending, error) {
 	return p, nil
 }
 
-// MarkNoted records that the note of a pending summary is confirmed in
-// Kommo, with its id.
-func (db *DB) MarkNoted(ctx context.Context, requestID string, noteID int64) error {
+// MarkNoted records that the note of run runID's pending summary is
+// confirmed in Kommo, with its id. It fails with ErrNotOwner when another run
+// took the summary over.
+func (db *DB) MarkNoted(ctx context.Context, runID, requestID string, noteID int64) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE pending SET state = ?, note_id = ? WHERE request_id = ?`, StateNoted, noteID, requestID)
-		if err != nil {
-			return fmt.Errorf("store: mark %s noted: %w", requestID, err)
+		if err := checkOwner(ctx, tx, runID, requestID); err != nil {
+			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("%w: %s", ErrNoPending, requestID)
+		if _, err := tx.ExecContext(ctx, `UPDATE pending SET state = ?, note_id = ? WHERE request_id = ?`, StateNoted, noteID, requestID); err != nil {
+			return fmt.Errorf("store: mark %s noted: %w", requestID, err)
 		}
 		return nil
 	})
 }
 
-// Complete finishes a pending summary whose note is confirmed (MarkNoted),
-// in one transaction: it upserts p.Chats as the lead's chat states, appends
-// a Summary row (Text is the note text) and deletes the pending row. A
+func checkOwner(ctx context.Context, tx *sql.Tx, runID, requestID string) error {
+	var owner string
+	err := tx.QueryRowContext(ctx, `SELECT run_id FROM pending WHERE request_id = ?`, requestID).Scan(&owner)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: %s", ErrNoPending, requestID)
+	}
+	if err != nil {
+		return fmt.Errorf("store: read pending summary %s: %w", requestID, err)
+	}
+	if owner != runID {
+		return fmt.Errorf("%w: %s is run %s's, not run %s's", ErrNotOwner, requestID, owner, runID)
+	}
+	return nil
+}
+
+// Complete finishes run runID's pending summary whose note is confirmed
+// (MarkNoted), in one transaction: it upserts p.Chats as the lead's chat
+// states, appends a Summary row (Text is the note text), moves the lead's
+// version on and deletes the pending row. A
 // pending summary whose note is not confirmed cannot be completed: its
 // watermark would claim a summary Kommo may not have.
-func (db *DB) Complete(ctx context.Context, requestID string) error {
+func (db *DB) Complete(ctx context.Context, runID, requestID string) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
+		if err := checkOwner(ctx, tx, runID, requestID); err != nil {
+			return err
+		}
 		p, err := scanPending(tx.QueryRowContext(ctx, `SELECT `+pendingColumns+` FROM pending WHERE request_id = ?`, requestID))
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: %s", ErrNoPending, requestID)
@@ -264,11 +320,71 @@ func (db *DB) Complete(ctx context.Context, requestID string) error {
 		if err != nil {
 			return fmt.Errorf("store: complete %s: %w", requestID, err)
 		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO lead_versions (lead_id, version) VALUES (?, 1)
+			ON CONFLICT (lead_id) DO UPDATE SET version = version + 1`, p.LeadID); err != nil {
+			return fmt.Errorf("store: complete %s: %w", requestID, err)
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM pending WHERE request_id = ?`, requestID); err != nil {
 			return fmt.Errorf("store: complete %s: %w", requestID, err)
 		}
 		return nil
 	})
+}
+
+// ClaimPendings hands run runID the pending summaries of runs that are not
+// alive (finished, killed, or silent for staleAfter; on this host, also a
+// run whose process is gone), and marks those runs killed. Two runs that
+// claim at once get disjoint sets: the claim is one write transaction.
+func (db *DB) ClaimPendings(ctx context.Context, runID string, staleAfter time.Duration) ([]Pending, error) {
+	var out []Pending
+	now := db.now()
+	host, _ := os.Hostname()
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		out = nil
+		rows, err := tx.QueryContext(ctx, `SELECT `+pendingColumns+` FROM pending WHERE run_id != ? ORDER BY created_at, rowid`, runID)
+		if err != nil {
+			return fmt.Errorf("store: read pending summaries: %w", err)
+		}
+		var ps []Pending
+		for rows.Next() {
+			p, err := scanPending(rows)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("store: read pending summaries: %w", err)
+			}
+			ps = append(ps, *p)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store: read pending summaries: %w", err)
+		}
+		alive := map[string]bool{}
+		for _, p := range ps {
+			live, seen := alive[p.RunID]
+			if !seen {
+				live, err = runAlive(ctx, tx, p.RunID, now, staleAfter, host)
+				if err != nil {
+					return err
+				}
+				alive[p.RunID] = live
+				if !live {
+					if err := markKilled(ctx, tx, p.RunID, runID); err != nil {
+						return err
+					}
+				}
+			}
+			if live {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE pending SET run_id = ? WHERE request_id = ?`, runID, p.RequestID); err != nil {
+				return fmt.Errorf("store: claim pending summary %s: %w", p.RequestID, err)
+			}
+			p.RunID = runID
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // DropPending forgets a pending summary (its note is known not to exist and

@@ -19,8 +19,68 @@ type Run struct {
 	Report                    []byte
 }
 
-// RunRunning is the status of a run that has not finished (or died).
-const RunRunning = "running"
+// Run statuses that the store sets itself.
+const (
+	// RunRunning: the run has not finished (or died).
+	RunRunning = "running"
+	// RunKilled: the run died (or stopped answering) and another run took
+	// its lock or its pending summaries over.
+	RunKilled = "killed"
+)
+
+// Beat tells other processes that run runID is alive: its heartbeat in the
+// runs table and, with lock, in the run lock. It fails with ErrLockLost when
+// the run was taken for dead (another run took its lock or its work over):
+// the run must stop writing at once.
+func (db *DB) Beat(ctx context.Context, runID string, lock bool) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		now := ms64(db.now())
+		res, err := tx.ExecContext(ctx, `UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = ?`, now, runID, RunRunning)
+		if err != nil {
+			return fmt.Errorf("store: heartbeat of run %s: %w", runID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			var status string
+			_ = tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = ?`, runID).Scan(&status)
+			return fmt.Errorf("%w: run %s is recorded as %q", ErrLockLost, runID, status)
+		}
+		if lock {
+			return heartbeatLock(ctx, tx, runID, now)
+		}
+		return nil
+	})
+}
+
+// runAlive reports whether run id shows signs of life: it is running, its
+// heartbeat (or start) is within staleAfter, and, on this host, its process
+// exists.
+func runAlive(ctx context.Context, q queryRower, id string, now time.Time, staleAfter time.Duration, thisHost string) (bool, error) {
+	var status, host string
+	var pid int
+	var started, beat int64
+	err := q.QueryRowContext(ctx, `SELECT status, host, pid, started_at, heartbeat_at FROM runs WHERE id = ?`, id).
+		Scan(&status, &host, &pid, &started, &beat)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("store: read run %s: %w", id, err)
+	}
+	if status != RunRunning {
+		return false, nil
+	}
+	h := LockHolder{RunID: id, PID: pid, Host: host, StartedAt: fromMS(started), HeartbeatAt: fromMS(max(beat, started))}
+	return !looksDead(h, now, staleAfter, thisHost), nil
+}
+
+// markKilled records that run id died and run by took its work over.
+func markKilled(ctx context.Context, tx *sql.Tx, id, by string) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE runs SET status = ?, exit_code = -1, finished_at = ? WHERE id = ? AND status = ?`,
+		RunKilled, ms64(time.Now()), id, RunRunning); err != nil {
+		return fmt.Errorf("store: mark run %s killed (taken over by %s): %w", id, by, err)
+	}
+	return nil
+}
 
 // StartRun records the start of run r with status "running". Zero StartedAt,
 // Host and PID are now, this host and this process.
@@ -38,9 +98,9 @@ func (db *DB) StartRun(ctx context.Context, r Run) error {
 		r.PID = os.Getpid()
 	}
 	return db.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO runs (id, command, host, pid, status, exit_code, started_at, finished_at, report)
-			VALUES (?, ?, ?, ?, ?, 0, ?, 0, NULL)`,
-			r.ID, r.Command, r.Host, r.PID, RunRunning, ms64(r.StartedAt))
+		_, err := tx.ExecContext(ctx, `INSERT INTO runs (id, command, host, pid, status, exit_code, started_at, finished_at, report, heartbeat_at)
+			VALUES (?, ?, ?, ?, ?, 0, ?, 0, NULL, ?)`,
+			r.ID, r.Command, r.Host, r.PID, RunRunning, ms64(r.StartedAt), ms64(db.now()))
 		if err != nil {
 			return fmt.Errorf("store: start run %s: %w", r.ID, err)
 		}

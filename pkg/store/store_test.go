@@ -280,13 +280,13 @@ func TestPendingLifecycle(t *testing.T) {
 	}
 
 	// The note is not confirmed: Complete must refuse.
-	if err := db.Complete(ctx, "r1"); err == nil || !strings.Contains(err.Error(), "MarkNoted") {
+	if err := db.Complete(ctx, "run-1", "r1"); err == nil || !strings.Contains(err.Error(), "MarkNoted") {
 		t.Fatalf("Complete before MarkNoted = %v", err)
 	}
-	if err := db.MarkNoted(ctx, "nope", 1); !errors.Is(err, ErrNoPending) {
+	if err := db.MarkNoted(ctx, "run-1", "nope", 1); !errors.Is(err, ErrNoPending) {
 		t.Fatalf("MarkNoted(nope) = %v, want ErrNoPending", err)
 	}
-	if err := db.MarkNoted(ctx, "r1", 777); err != nil {
+	if err := db.MarkNoted(ctx, "run-1", "r1", 777); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := db.PendingFor(ctx, 42); got.State != StateNoted || got.NoteID != 777 {
@@ -298,7 +298,7 @@ func TestPendingLifecycle(t *testing.T) {
 	if _, err := db.db.ExecContext(ctx, `CREATE TRIGGER fail_summary BEFORE INSERT ON summaries BEGIN SELECT RAISE(ABORT, 'injected'); END`); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Complete(ctx, "r1"); err == nil || !strings.Contains(err.Error(), "injected") {
+	if err := db.Complete(ctx, "run-1", "r1"); err == nil || !strings.Contains(err.Error(), "injected") {
 		t.Fatalf("Complete with a failing summaries insert = %v", err)
 	}
 	if states, _ := db.ChatStates(ctx, 42); len(states) != 0 {
@@ -312,7 +312,7 @@ func TestPendingLifecycle(t *testing.T) {
 	}
 
 	clk.Add(time.Second)
-	if err := db.Complete(ctx, "r1"); err != nil {
+	if err := db.Complete(ctx, "run-1", "r1"); err != nil {
 		t.Fatal(err)
 	}
 	states, err := db.ChatStates(ctx, 42)
@@ -331,7 +331,7 @@ func TestPendingLifecycle(t *testing.T) {
 	if got, _ := db.PendingFor(ctx, 42); got != nil {
 		t.Fatalf("Complete left the pending row: %+v", got)
 	}
-	if err := db.Complete(ctx, "r1"); !errors.Is(err, ErrNoPending) {
+	if err := db.Complete(ctx, "run-1", "r1"); !errors.Is(err, ErrNoPending) {
 		t.Fatalf("second Complete = %v, want ErrNoPending", err)
 	}
 
@@ -340,13 +340,13 @@ func TestPendingLifecycle(t *testing.T) {
 	chatA2 := chatA
 	chatA2.LastMsgID, chatA2.Total, chatA2.Tail = "m10", 13, []byte(`[{"id":"m10"}]`)
 	chatA2.UpdatedAt = t0.Add(-time.Second) // set by the caller: kept
-	if err := db.AddPending(ctx, Pending{RequestID: "r4", LeadID: 42, RunID: "run-2", NoteText: "second", Chats: []ChatState{chatA2}}); err != nil {
+	if err := db.AddPending(ctx, Pending{RequestID: "r4", LeadID: 42, RunID: "run-2", NoteText: "second", Chats: []ChatState{chatA2}, BaseVersion: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.MarkNoted(ctx, "r4", 778); err != nil {
+	if err := db.MarkNoted(ctx, "run-2", "r4", 778); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Complete(ctx, "r4"); err != nil {
+	if err := db.Complete(ctx, "run-2", "r4"); err != nil {
 		t.Fatal(err)
 	}
 	states, _ = db.ChatStates(ctx, 42)

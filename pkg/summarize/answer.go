@@ -25,13 +25,29 @@ func InputHash(system, user string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// MaxNoteRunes bounds the text of a note, header included. Kommo documents
+// no limit for note text; 16,000 runes are at most 64,000 bytes of UTF-8,
+// under the 65,535 bytes of a MySQL TEXT column, and ten times what a
+// 150-word summary needs. A longer answer is a model or server gone wrong,
+// and a sales rep cannot read it anyway.
+const MaxNoteRunes = 16000
+
+// noteHeaderRunes is the length of NoteText's header: "AI summary
+// (dd.mm.yyyy HH:MM)" and a blank line.
+const noteHeaderRunes = len("AI summary (02.01.2006 15:04)\n\n")
+
 // ParseAnswer cleans a model's answer for a CRM note, which shows plain text:
 // it normalises line breaks, drops a leading <think>...</think> block (local
 // reasoning models served by Ollama or vLLM put it in the content), drops ```
 // fence lines, "**" bold markers and leading "#" heading marks, trims every
 // line's trailing space, keeps at most one blank line in a row and trims the
-// whole. ErrEmptyAnswer when nothing is left.
+// whole, then cuts it so that its note fits MaxNoteRunes. ErrEmptyAnswer
+// when nothing is left.
 func ParseAnswer(raw string) (string, error) {
+	// Only the first runes can reach the note: the rest is not even
+	// cleaned. Cleaning shortens, so 4 runes of answer a rune of note is
+	// plenty.
+	raw = cutBytes(raw, 4*4*MaxNoteRunes)
 	s := strings.NewReplacer("\r\n", "\n", "\r", "\n").Replace(raw)
 	s = dropThinking(s)
 
@@ -56,7 +72,19 @@ func ParseAnswer(raw string) (string, error) {
 	if s == "" {
 		return "", ErrEmptyAnswer
 	}
-	return s, nil
+	return Cut(s, MaxNoteRunes-noteHeaderRunes), nil
+}
+
+// cutBytes returns at most the first n bytes of s, never splitting a UTF-8
+// sequence.
+func cutBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 func dropThinking(s string) string {
@@ -90,12 +118,12 @@ func stripMarkdown(l string) string {
 
 // NoteText is the text of the note written on the lead:
 // "AI summary (dd.mm.yyyy HH:MM)\n\n" + summary, the time shown in loc
-// (nil = UTC).
+// (nil = UTC), cut to MaxNoteRunes.
 func NoteText(summary string, at time.Time, loc *time.Location) string {
 	if loc == nil {
 		loc = time.UTC
 	}
-	return "AI summary (" + at.In(loc).Format("02.01.2006 15:04") + ")\n\n" + summary
+	return Cut("AI summary ("+at.In(loc).Format("02.01.2006 15:04")+")\n\n"+summary, MaxNoteRunes)
 }
 
 // Cut returns s when it has at most maxRunes runes; otherwise its first

@@ -105,3 +105,31 @@ func TestInputHash(t *testing.T) {
 		t.Error("a changed user prompt keeps the hash")
 	}
 }
+
+// A runaway answer (4.9 MB came back once for max_tokens 300) must not be
+// written whole: the note stays within MaxNoteRunes.
+func TestHugeAnswerIsCutToANote(t *testing.T) {
+	raw := "**Итог:** " + strings.Repeat("клиент спрашивает про цену и сроки доставки.\n", 100_000)
+	if len(raw) < 4<<20 {
+		t.Fatalf("the answer is only %d bytes", len(raw))
+	}
+	s, err := ParseAnswer(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	note := NoteText(s, time.Date(2026, 11, 30, 9, 5, 0, 0, time.UTC), nil)
+	if n := utf8.RuneCountInString(note); n != MaxNoteRunes {
+		t.Errorf("the note has %d runes, want %d", n, MaxNoteRunes)
+	}
+	if !strings.HasPrefix(note, "AI summary (30.11.2026 09:05)\n\nИтог: клиент") || !strings.HasSuffix(note, "…") || !utf8.ValidString(note) {
+		t.Errorf("note = %q...%q", note[:60], note[len(note)-20:])
+	}
+	// NoteText caps a summary that did not come through ParseAnswer too.
+	if n := utf8.RuneCountInString(NoteText(strings.Repeat("x", 1<<20), time.Time{}, nil)); n != MaxNoteRunes {
+		t.Errorf("NoteText of a 1 MiB summary has %d runes, want %d", n, MaxNoteRunes)
+	}
+	// A short answer is untouched.
+	if s, _ := ParseAnswer("Short."); NoteText(s, time.Time{}, nil) != "AI summary (01.01.0001 00:00)\n\nShort." {
+		t.Errorf("short note = %q", NoteText(s, time.Time{}, nil))
+	}
+}

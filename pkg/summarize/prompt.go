@@ -2,6 +2,7 @@ package summarize
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -234,6 +235,24 @@ func messageBody(m Message, maxChars int) string {
 			tag = "[file: " + name + "]"
 		} else {
 			tag = "[file]"
+		}
+	case "location":
+		tag = "[location]"
+		if p := m.Location; p != nil {
+			tag = "[location: " + strconv.FormatFloat(p.Lat, 'f', -1, 64) + ", " + strconv.FormatFloat(p.Lon, 'f', -1, 64) + "]"
+		}
+	case "contact":
+		tag = "[contact]"
+		if c := m.Contact; c != nil {
+			var parts []string
+			for _, s := range []string{c.Name, c.Phone} {
+				if s = Cut(bracketSafe(s), maxNameRunes); s != "" {
+					parts = append(parts, s)
+				}
+			}
+			if len(parts) > 0 {
+				tag = "[contact: " + strings.Join(parts, ", ") + "]"
+			}
 		}
 	default:
 		// Known media types and any type the Chats API adds later.

@@ -344,3 +344,27 @@ func TestNewChat(t *testing.T) {
 		t.Errorf("append to Head changed Tail: %s", ids(c.Tail))
 	}
 }
+
+// Location and contact messages carry no text: the prompt shows what they share.
+func TestPromptLocationAndContact(t *testing.T) {
+	at := func(m int) time.Time { return time.Date(2026, 11, 3, 9, m, 0, 0, time.UTC) }
+	msgs := []Message{
+		{ID: "1", Time: at(1), Sender: "Иван", FromClient: true, Type: "location", Location: &GeoPoint{Lat: 55.7558, Lon: 37.6173}},
+		{ID: "2", Time: at(2), Sender: "Иван", FromClient: true, Type: "contact", Contact: &ContactCard{Name: "Пётр [бухгалтер]\nСидоров", Phone: "+7 916 123-45-67"}},
+		{ID: "3", Time: at(3), Sender: "Иван", FromClient: true, Type: "contact", Contact: &ContactCard{Phone: "+7 495 000-00-00"}, Text: "call him"},
+		{ID: "4", Time: at(4), Sender: "Иван", FromClient: true, Type: "location"},
+		{ID: "5", Time: at(5), Sender: "Иван", FromClient: true, Type: "contact", Contact: &ContactCard{}},
+	}
+	_, user := Prompt([]Chat{NewChat("", msgs, 5, 40)}, Options{})
+	for _, want := range []string{
+		"03.11 09:01 [Иван]: [location: 55.7558, 37.6173]\n",
+		"03.11 09:02 [Иван]: [contact: Пётр (бухгалтер) Сидоров, +7 916 123-45-67]\n",
+		"03.11 09:03 [Иван]: [contact: +7 495 000-00-00] call him\n",
+		"03.11 09:04 [Иван]: [location]\n",
+		"03.11 09:05 [Иван]: [contact]",
+	} {
+		if !strings.Contains(user, want) {
+			t.Errorf("the prompt lacks %q:\n%s", want, user)
+		}
+	}
+}

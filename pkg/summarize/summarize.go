@@ -22,7 +22,17 @@ type Message struct {
 	Type     string
 	Text     string // the text, or the caption of a media message
 	FileName string
+	// Location is the point of a location message, Contact the card of a
+	// contact message; nil for other messages.
+	Location *GeoPoint    `json:",omitempty"`
+	Contact  *ContactCard `json:",omitempty"`
 }
+
+// GeoPoint is a shared location.
+type GeoPoint struct{ Lat, Lon float64 }
+
+// ContactCard is a shared contact.
+type ContactCard struct{ Name, Phone string }
 
 // Chat is one conversation as the prompt sees it. Head = the oldest messages
 // (up to 5), Tail = the newest (up to 40), both oldest-first and disjoint;

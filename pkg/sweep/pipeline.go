@@ -1,6 +1,7 @@
 package sweep
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ type leadWork struct {
 	started time.Time
 	chats   []chatFetch
 	prev    map[string]store.ChatState
+	version int64 // the lead's summary version the chats were read at
 }
 
 func (w *leadWork) messages() int {
@@ -63,7 +65,7 @@ func (r *run) execute(parent context.Context) error {
 
 	leads := make(chan *kommo.Lead, r.o.FetchWorkers)
 	fetched := make(chan *leadWork, r.o.LLMWorkers)
-	written := make(chan writeItem, r.o.BatchSize)
+	written := make(chan *writeItem, r.o.BatchSize)
 
 	go func() {
 		// Abort before closing: the stages must not drain and finish as if
@@ -195,8 +197,9 @@ func (r *run) list(ctx context.Context, out chan<- *kommo.Lead) error {
 	return nil
 }
 
-// fetch finds the lead's chats and reads what is new in each. It returns nil
-// when the lead is done here (skipped or failed).
+// fetch finds the lead's conversations in every source and reads what is
+// new in each. It returns nil when the lead is done here (skipped or
+// failed).
 func (r *run) fetch(ctx context.Context, lead *kommo.Lead, abort func(error)) *leadWork {
 	w := &leadWork{lead: lead, started: time.Now()}
 	fail := func(err error) *leadWork {
@@ -211,21 +214,36 @@ func (r *run) fetch(ctx context.Context, lead *kommo.Lead, abort func(error)) *l
 		return nil
 	}
 
-	var chatIDs []string
+	// The version first: a summary that completes after this read makes
+	// ours stale, and AddPending refuses it.
+	version, err := r.o.DB.LeadVersion(ctx, lead.ID)
+	if err != nil {
+		return fail(storeErr(err))
+	}
+	w.version = version
+
+	type sourced struct {
+		ref ChatRef
+		src Source
+	}
+	var chats []sourced
 	t0 := time.Now()
-	for _, cid := range lead.ContactIDs() {
-		links, err := r.o.Kommo.ContactChats(ctx, cid)
+	for _, src := range r.o.Sources {
+		refs, err := src.Chats(ctx, lead)
 		if err != nil {
-			return fail(fmt.Errorf("chats of contact %d: %w", cid, err))
+			return fail(fmt.Errorf("%s: %w", src.Name(), err))
 		}
-		for _, l := range links {
-			if !slices.Contains(chatIDs, l.ChatID) {
-				chatIDs = append(chatIDs, l.ChatID)
+		for _, ref := range refs {
+			if !slices.ContainsFunc(chats, func(c sourced) bool { return c.ref.ID == ref.ID }) {
+				chats = append(chats, sourced{ref, src})
 			}
 		}
 	}
 	r.step("find chats", lead.ID, time.Since(t0))
-	if len(chatIDs) == 0 {
+	if len(chats) == 0 {
+		if len(lead.ContactIDs()) > 0 {
+			r.count(func(rep *Report) { rep.Unreadable++ })
+		}
 		r.done(ctx, w.outcome(OutcomeNoChats, nil), [2]int64{})
 		return nil
 	}
@@ -240,36 +258,54 @@ func (r *run) fetch(ctx context.Context, lead *kommo.Lead, abort func(error)) *l
 	}
 
 	t0 = time.Now()
-	changed := len(states) != len(chatIDs)
-	for _, id := range chatIDs {
+	changed := len(states) != len(chats)
+	for _, c := range chats {
 		var prev *store.ChatState
-		if st, ok := w.prev[id]; ok && !r.req.Force {
+		if st, ok := w.prev[c.ref.ID]; ok && !r.req.Force {
 			prev = &st
 		}
-		f, err := fetchChat(ctx, r.o.History, lead.ID, id, prev, r.o.Head, r.o.Tail)
+		f, err := fetchChat(ctx, c.src, lead.ID, c.ref, prev, r.o.Head, r.o.Tail)
 		r.count(func(rep *Report) { rep.ConversationsChecked++ })
 		if err != nil {
-			return fail(fmt.Errorf("history of chat %s: %w", id, err))
+			return fail(fmt.Errorf("history of chat %s (%s): %w", c.ref.ID, c.src.Name(), err))
 		}
 		if f.chat.Total == 0 {
 			continue
 		}
-		if _, ok := w.prev[id]; !ok {
+		if _, ok := w.prev[c.ref.ID]; !ok {
 			changed = true
 		}
 		changed = changed || f.changed
 		w.chats = append(w.chats, f)
 	}
 	r.step("fetch history", lead.ID, time.Since(t0))
-	if len(w.chats) == 0 {
+	switch {
+	case len(w.chats) == 0:
 		r.done(ctx, w.outcome(OutcomeNoChats, nil), [2]int64{})
 		return nil
-	}
-	if !changed && !r.req.Force {
+	case !changed && !r.req.Force:
 		r.done(ctx, w.outcome(OutcomeUnchanged, nil), [2]int64{})
+		return nil
+	case !slices.ContainsFunc(w.chats, func(c chatFetch) bool { return hasText(c.chat) }):
+		// Pictures and voice messages alone give the model nothing to
+		// summarise: no LLM call, no note about nothing.
+		r.done(ctx, w.outcome(OutcomeNoText, nil), [2]int64{})
 		return nil
 	}
 	return w
+}
+
+// hasText reports whether a chat's shown messages have any text to
+// summarise.
+func hasText(c summarize.Chat) bool {
+	for _, ms := range [][]summarize.Message{c.Head, c.Tail} {
+		for _, m := range ms {
+			if strings.TrimSpace(m.Text) != "" || m.Location != nil || m.Contact != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // writeItem is a summary on its way to Kommo.
@@ -280,19 +316,22 @@ type writeItem struct {
 }
 
 // summarize asks the model and stores the summary as pending.
-func (r *run) summarize(ctx context.Context, w *leadWork, abort func(error)) (writeItem, bool) {
+func (r *run) summarize(ctx context.Context, w *leadWork, abort func(error)) (*writeItem, bool) {
 	chats := make([]summarize.Chat, len(w.chats))
 	for i, c := range w.chats {
 		chats[i] = c.chat
 		if len(w.chats) > 1 {
 			chats[i].Label = fmt.Sprintf("chat %d", i+1)
+			if c.ref.Origin != "" {
+				chats[i].Label = fmt.Sprintf("chat %d, %s", i+1, c.ref.Origin)
+			}
 		}
 	}
 	system, user := summarize.Prompt(chats, r.o.Prompt)
 	hash := summarize.InputHash(system, user)
 	if !r.req.Force && len(w.prev) == len(w.chats) && allHashes(w.prev, hash) {
 		r.done(ctx, w.outcome(OutcomeUnchanged, nil), [2]int64{})
-		return writeItem{}, false
+		return nil, false
 	}
 
 	t0 := time.Now()
@@ -307,26 +346,26 @@ func (r *run) summarize(ctx context.Context, w *leadWork, abort func(error)) (wr
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return writeItem{}, false
+			return nil, false
 		}
 		if Fatal(err) {
 			abort(err)
-			return writeItem{}, false
+			return nil, false
 		}
 		r.done(ctx, w.outcome(OutcomeFailed, err), [2]int64{})
-		return writeItem{}, false
+		return nil, false
 	}
 	tokens := [2]int64{comp.Usage.PromptTokens, comp.Usage.CompletionTokens}
 	text, err := summarize.ParseAnswer(comp.Text)
 	if err != nil {
 		r.done(ctx, w.outcome(OutcomeFailed, err), tokens)
-		return writeItem{}, false
+		return nil, false
 	}
 	if r.req.DryRun {
 		lo := w.outcome(OutcomeDryRun, nil)
 		lo.Summary = text
 		r.done(ctx, lo, tokens)
-		return writeItem{}, false
+		return nil, false
 	}
 
 	states := make([]store.ChatState, len(w.chats))
@@ -334,21 +373,57 @@ func (r *run) summarize(ctx context.Context, w *leadWork, abort func(error)) (wr
 		states[i] = c.state
 		states[i].InputHash = hash
 	}
+	reqID := newRequestID()
 	p := store.Pending{
-		RequestID: newRequestID(), LeadID: w.lead.ID, RunID: r.id, CreatedAt: r.o.Now(), State: "pending",
-		NoteText:  summarize.NoteText(text, r.o.Now(), r.o.Prompt.Location),
+		RequestID: reqID, LeadID: w.lead.ID, RunID: r.id, CreatedAt: r.o.Now(), State: store.StatePending,
+		NoteText:  noteText(text, r.o.Now(), r.o.Prompt.Location, w.chats, reqID),
 		FieldText: summarize.Cut(text, r.o.FieldMaxChars),
 		Model:     comp.Model, PromptTokens: tokens[0], CompletionTokens: tokens[1], InputHash: hash,
-		Chats: states,
+		Chats: states, BaseVersion: w.version,
+	}
+	if err := r.fence.check(); err != nil {
+		abort(err)
+		return nil, false
 	}
 	if err := r.o.DB.AddPending(ctx, p); err != nil {
 		if ctx.Err() != nil {
-			return writeItem{}, false
+			return nil, false
 		}
-		r.done(ctx, w.outcome(OutcomeFailed, fmt.Errorf("an earlier summary of this lead is still being written (%v): the next run settles it", err)), tokens)
-		return writeItem{}, false
+		if errors.Is(err, store.ErrPendingExists) || errors.Is(err, store.ErrStale) {
+			// Another process is writing, or wrote, a summary of this
+			// change: one note per change.
+			lo := w.outcome(OutcomeBusy, nil)
+			lo.Error = err.Error()
+			r.done(ctx, lo, tokens)
+			return nil, false
+		}
+		r.done(ctx, w.outcome(OutcomeFailed, storeErr(err)), tokens)
+		return nil, false
 	}
-	return writeItem{p: p, started: w.started, msgs: w.messages()}, true
+	return &writeItem{p: p, started: w.started, msgs: w.messages()}, true
+}
+
+// noteRef is the short reference of a summary's request id that its note
+// carries, so that recovery adopts exactly this note and never an earlier
+// note with the same text.
+func noteRef(requestID string) string { return "ref " + requestID[:min(len(requestID), 12)] }
+
+// noteText is the note: the summary, where the message log's record of a
+// chat starts, and the reference.
+func noteText(summary string, at time.Time, loc *time.Location, chats []chatFetch, requestID string) string {
+	var b strings.Builder
+	b.WriteString(summarize.NoteText(summary, at, loc))
+	if loc == nil {
+		loc = time.UTC
+	}
+	for _, c := range chats {
+		if !c.ref.Since.IsZero() {
+			fmt.Fprintf(&b, "\n\nThe %s chat is covered from %s, when its messages started reaching kommo-summarizer's webhook; earlier messages are not included.",
+				cmp.Or(c.ref.Origin, "messenger"), c.ref.Since.In(loc).Format("02.01.2006 15:04"))
+		}
+	}
+	b.WriteString("\n\n" + noteRef(requestID))
+	return b.String()
 }
 
 func allHashes(prev map[string]store.ChatState, hash string) bool {
@@ -362,8 +437,8 @@ func allHashes(prev map[string]store.ChatState, hash string) bool {
 
 // writer collects summaries into batches: a batch goes out when it is full,
 // when its first summary has waited BatchMaxWait, or when the stream ends.
-func (r *run) writer(ctx context.Context, in <-chan writeItem, abort func(error)) {
-	var batch []writeItem
+func (r *run) writer(ctx context.Context, in <-chan *writeItem, abort func(error)) {
+	var batch []*writeItem
 	var timer <-chan time.Time
 	flush := func() {
 		if len(batch) > 0 && ctx.Err() == nil {
@@ -391,20 +466,25 @@ func (r *run) writer(ctx context.Context, in <-chan writeItem, abort func(error)
 	}
 }
 
-// recoverPending settles the summaries that an earlier run made but did not
-// see confirmed: a note Kommo already has is not posted again.
+// recoverPending settles the summaries that dead runs made but did not see
+// confirmed: it claims them (a live run's are left alone), and a note Kommo
+// already has is not posted again.
 func (r *run) recoverPending(ctx context.Context) error {
-	ps, err := r.o.DB.Pendings(ctx)
+	if err := r.fence.check(); err != nil {
+		return err
+	}
+	ps, err := r.o.DB.ClaimPendings(ctx, r.id, r.o.LockStaleAfter)
 	if err != nil {
 		return storeErr(err)
 	}
 	if len(ps) == 0 {
 		return nil
 	}
-	r.log.Info("settling summaries left by an earlier run", "count", len(ps))
-	var items []writeItem
+	r.log.Info("settling summaries left by runs that died", "count", len(ps))
+	var items []*writeItem
 	for _, p := range ps {
-		if p.State == "pending" {
+		it := &writeItem{p: p, started: time.Now()}
+		if p.State == store.StatePending {
 			id, err := r.findNote(ctx, p)
 			if err != nil {
 				if Fatal(err) || ctx.Err() != nil {
@@ -414,13 +494,12 @@ func (r *run) recoverPending(ctx context.Context) error {
 				continue
 			}
 			if id != 0 {
-				if err := r.o.DB.MarkNoted(ctx, p.RequestID, id); err != nil {
-					return storeErr(err)
+				if err := r.markNoted(ctx, it, id); err != nil {
+					return err
 				}
-				p.State, p.NoteID = "noted", id
 			}
 		}
-		items = append(items, writeItem{p: p, started: time.Now()})
+		items = append(items, it)
 	}
 	var fatal error
 	for chunk := range slices.Chunk(items, r.o.BatchSize) {
@@ -432,52 +511,59 @@ func (r *run) recoverPending(ctx context.Context) error {
 	return nil
 }
 
-// findNote looks for the pending note among the lead's latest notes.
+// findNote looks for the pending note among the lead's latest notes, by the
+// reference it carries.
 func (r *run) findNote(ctx context.Context, p store.Pending) (int64, error) {
 	notes, err := r.o.Kommo.LeadNotes(ctx, p.LeadID, kommo.NotesQuery{NoteTypes: []string{r.o.NoteType}, Limit: 50})
 	if err != nil {
 		return 0, err
 	}
-	want := strings.TrimSpace(p.NoteText)
+	ref := noteRef(p.RequestID)
 	for _, n := range notes {
-		if strings.TrimSpace(n.Params.Text) == want {
+		if strings.HasSuffix(strings.TrimSpace(n.Params.Text), ref) {
 			return n.ID, nil
 		}
 	}
 	return 0, nil
 }
 
+// markNoted records the id Kommo gave the item's note, in the store and in
+// the item.
+func (r *run) markNoted(ctx context.Context, it *writeItem, noteID int64) error {
+	if err := r.fence.check(); err != nil {
+		return err
+	}
+	if err := r.o.DB.MarkNoted(ctx, r.id, it.p.RequestID, noteID); err != nil {
+		return storeErr(err)
+	}
+	it.p.State, it.p.NoteID = store.StateNoted, noteID
+	return nil
+}
+
 // writeBatch posts the notes that are not confirmed yet, updates the field,
 // and completes each lead whose writes were confirmed, with the outcome
 // given (summarized, or recovered from an earlier run).
-func (r *run) writeBatch(ctx context.Context, batch []writeItem, outcome string, abort func(error)) {
+func (r *run) writeBatch(ctx context.Context, batch []*writeItem, outcome string, abort func(error)) {
 	t0 := time.Now()
 	defer func() { r.step("write back", 0, time.Since(t0)) }()
-	failed := map[string]error{}
+	failed := map[*writeItem]error{}
 
-	var toPost []writeItem
+	var toPost []*writeItem
 	for _, it := range batch {
-		if it.p.State != "noted" {
+		if it.p.State != store.StateNoted {
 			toPost = append(toPost, it)
 		}
 	}
 	if len(toPost) > 0 {
-		if err := r.postNotes(ctx, toPost, failed); err != nil {
+		if err := r.postNotes(ctx, toPost, failed, 0); err != nil {
 			abort(err)
 			return
 		}
-		for i := range batch {
-			for _, it := range toPost {
-				if it.p.RequestID == batch[i].p.RequestID {
-					batch[i].p = it.p
-				}
-			}
-		}
 	}
 
-	var noted []writeItem
+	var noted []*writeItem
 	for _, it := range batch {
-		if _, bad := failed[it.p.RequestID]; !bad && it.p.State == "noted" {
+		if _, bad := failed[it]; !bad && it.p.State == store.StateNoted {
 			noted = append(noted, it)
 		}
 	}
@@ -491,12 +577,16 @@ func (r *run) writeBatch(ctx context.Context, batch []writeItem, outcome string,
 	for _, it := range batch {
 		lo := LeadOutcome{LeadID: it.p.LeadID, Messages: it.msgs, NoteID: it.p.NoteID, DurationMS: time.Since(it.started).Milliseconds()}
 		tokens := [2]int64{it.p.PromptTokens, it.p.CompletionTokens}
-		if err, bad := failed[it.p.RequestID]; bad {
+		if err, bad := failed[it]; bad {
 			lo.Outcome, lo.Error = OutcomeFailed, err.Error()
 			r.done(ctx, lo, tokens)
 			continue
 		}
-		if err := r.o.DB.Complete(ctx, it.p.RequestID); err != nil {
+		if err := r.fence.check(); err != nil {
+			abort(err)
+			return
+		}
+		if err := r.o.DB.Complete(ctx, r.id, it.p.RequestID); err != nil {
 			abort(storeErr(err))
 			return
 		}
@@ -508,22 +598,21 @@ func (r *run) writeBatch(ctx context.Context, batch []writeItem, outcome string,
 	}
 }
 
-// postNotes posts the batch's notes in one request. When Kommo rejects the
+// postNotes posts the items' notes in one request. When Kommo rejects the
 // batch for one bad note, the notes go one by one so the others still land.
 // When the answer is lost (5xx, timeout), the lead's latest notes are
 // checked before a note is posted again. It returns only fatal errors.
-func (r *run) postNotes(ctx context.Context, items []writeItem, failed map[string]error) error {
-	return r.postNotesTry(ctx, items, failed, 0)
-}
-
-func (r *run) postNotesTry(ctx context.Context, items []writeItem, failed map[string]error, attempt int) error {
+func (r *run) postNotes(ctx context.Context, items []*writeItem, failed map[*writeItem]error, attempt int) error {
 	notes := make([]kommo.NewNote, len(items))
 	for i, it := range items {
 		notes[i] = r.newNote(it.p)
 	}
+	if err := r.fence.check(); err != nil {
+		return err
+	}
 	got, err := r.o.Kommo.AddLeadNotes(ctx, notes)
 	if err == nil {
-		return r.markNoted(ctx, items, got, failed)
+		return r.notesPosted(ctx, items, got, failed)
 	}
 	if Fatal(err) || ctx.Err() != nil {
 		return err
@@ -531,14 +620,14 @@ func (r *run) postNotesTry(ctx context.Context, items []writeItem, failed map[st
 	var kerr *kommo.Error
 	if errors.As(err, &kerr) && kerr.Status >= 400 && kerr.Status < 500 {
 		if len(items) == 1 {
-			failed[items[0].p.RequestID] = fmt.Errorf("post note: %w", err)
+			failed[items[0]] = fmt.Errorf("post note: %w", err)
 			if derr := r.o.DB.DropPending(ctx, items[0].p.RequestID); derr != nil {
 				return storeErr(derr)
 			}
 			return nil
 		}
-		for i := range items {
-			if err := r.postNotesTry(ctx, items[i:i+1], failed, attempt); err != nil {
+		for _, it := range items {
+			if err := r.postNotes(ctx, []*writeItem{it}, failed, attempt); err != nil {
 				return err
 			}
 		}
@@ -546,22 +635,20 @@ func (r *run) postNotesTry(ctx context.Context, items []writeItem, failed map[st
 	}
 	// The answer was lost: Kommo may or may not have the notes.
 	r.log.Warn("posting notes failed; checking which landed before posting again", "notes", len(items), "err", err)
-	var rest []writeItem
+	var rest []*writeItem
 	for _, it := range items {
 		id, ferr := r.findNote(ctx, it.p)
 		if ferr != nil {
 			if Fatal(ferr) || ctx.Err() != nil {
 				return ferr
 			}
-			failed[it.p.RequestID] = fmt.Errorf("post note: %w (the next run checks whether it landed)", err)
+			failed[it] = fmt.Errorf("post note: %w (the next run checks whether it landed)", err)
 			continue
 		}
 		if id != 0 {
-			if merr := r.o.DB.MarkNoted(ctx, it.p.RequestID, id); merr != nil {
-				return storeErr(merr)
+			if merr := r.markNoted(ctx, it, id); merr != nil {
+				return merr
 			}
-			it.p.State, it.p.NoteID = "noted", id
-			r.setItem(items, it)
 			continue
 		}
 		rest = append(rest, it)
@@ -571,25 +658,11 @@ func (r *run) postNotesTry(ctx context.Context, items []writeItem, failed map[st
 	}
 	if attempt >= 2 {
 		for _, it := range rest {
-			failed[it.p.RequestID] = fmt.Errorf("post note: %w (the next run tries again)", err)
+			failed[it] = fmt.Errorf("post note: %w (the next run tries again)", err)
 		}
 		return nil
 	}
-	if err := r.postNotesTry(ctx, rest, failed, attempt+1); err != nil {
-		return err
-	}
-	for _, it := range rest {
-		r.setItem(items, it)
-	}
-	return nil
-}
-
-func (r *run) setItem(items []writeItem, it writeItem) {
-	for i := range items {
-		if items[i].p.RequestID == it.p.RequestID {
-			items[i] = it
-		}
-	}
+	return r.postNotes(ctx, rest, failed, attempt+1)
 }
 
 func (r *run) newNote(p store.Pending) kommo.NewNote {
@@ -600,9 +673,9 @@ func (r *run) newNote(p store.Pending) kommo.NewNote {
 	return n
 }
 
-// markNoted records the ids Kommo gave the notes. Kommo echoes request_id;
+// notesPosted records the ids Kommo gave the notes. Kommo echoes request_id;
 // the answer's order is the request's order when it does not.
-func (r *run) markNoted(ctx context.Context, items []writeItem, got []kommo.Note, failed map[string]error) error {
+func (r *run) notesPosted(ctx context.Context, items []*writeItem, got []kommo.Note, failed map[*writeItem]error) error {
 	byReq := map[string]int64{}
 	for i, n := range got {
 		if n.RequestID != "" {
@@ -611,16 +684,15 @@ func (r *run) markNoted(ctx context.Context, items []writeItem, got []kommo.Note
 			byReq[items[i].p.RequestID] = n.ID
 		}
 	}
-	for i := range items {
-		id, ok := byReq[items[i].p.RequestID]
+	for _, it := range items {
+		id, ok := byReq[it.p.RequestID]
 		if !ok || id == 0 {
-			failed[items[i].p.RequestID] = errors.New("post note: Kommo's answer did not include this note (the next run checks whether it landed)")
+			failed[it] = errors.New("post note: Kommo's answer did not include this note (the next run checks whether it landed)")
 			continue
 		}
-		if err := r.o.DB.MarkNoted(ctx, items[i].p.RequestID, id); err != nil {
-			return storeErr(err)
+		if err := r.markNoted(ctx, it, id); err != nil {
+			return err
 		}
-		items[i].p.State, items[i].p.NoteID = "noted", id
 	}
 	return nil
 }
@@ -628,12 +700,15 @@ func (r *run) markNoted(ctx context.Context, items []writeItem, got []kommo.Note
 // patchFields writes the latest summary into the lead's textarea field. The
 // update is idempotent, so the client retries it; a batch that Kommo rejects
 // for one lead is split so the others still land.
-func (r *run) patchFields(ctx context.Context, items []writeItem, failed map[string]error) error {
+func (r *run) patchFields(ctx context.Context, items []*writeItem, failed map[*writeItem]error) error {
 	ups := make([]kommo.LeadUpdate, len(items))
 	for i, it := range items {
 		ups[i] = kommo.LeadUpdate{ID: it.p.LeadID, CustomFieldsValues: []kommo.CustomFieldValue{{
 			FieldID: r.o.FieldID, Values: []kommo.FieldValue{{Value: it.p.FieldText}},
 		}}}
+	}
+	if err := r.fence.check(); err != nil {
+		return err
 	}
 	err := r.o.Kommo.UpdateLeads(ctx, ups)
 	if err == nil {
@@ -652,7 +727,7 @@ func (r *run) patchFields(ctx context.Context, items []writeItem, failed map[str
 		return nil
 	}
 	for _, it := range items {
-		failed[it.p.RequestID] = fmt.Errorf("update field %d (the note landed; the next run updates the field): %w", r.o.FieldID, err)
+		failed[it] = fmt.Errorf("update field %d (the note landed; the next run updates the field): %w", r.o.FieldID, err)
 	}
 	return nil
 }

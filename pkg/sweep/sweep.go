@@ -1,17 +1,23 @@
-// Package sweep is the batch job: list leads, find their chats, fetch what is
-// new, summarise, write the summary back to Kommo exactly once, and record
-// the outcome.
+// Package sweep is the summary engine that `sweep`, `summarize` and `serve`
+// share: take leads from a producer (the account's listing, a list of ids,
+// the chat-close queue), find their conversations in every source, fetch
+// what is new, summarise, write the summary back to Kommo exactly once, and
+// record the outcome.
 //
-// The stages run concurrently and talk through bounded channels, so a sweep
+// The stages run concurrently and talk through bounded channels, so a run
 // of any size holds only a few leads in memory:
 //
-//	list leads -> fetch chats and history (FetchWorkers) -> LLM (LLMWorkers) -> batched write-back
+//	leads -> fetch chats and history (FetchWorkers) -> LLM (LLMWorkers) -> batched write-back
 //
 // Exactly once: a summary is stored as pending, with a request id, before its
 // note is posted; the watermark moves only when Kommo confirmed the note and
-// the field. A run that died mid-write is settled at the start of the next
-// one, which looks for the note among the lead's latest notes before posting
-// it again.
+// the field. A run that died mid-write is settled by the next run, which
+// looks for the note among the lead's latest notes before posting it again.
+// Several processes may run at once (serve and a cron sweep): a lead's
+// summary is made from a version of the lead and stored only if no other
+// summary completed since, and a run settles only the pending summaries of
+// runs that are dead. A run that finds itself taken for dead (its heartbeat
+// failed or came too late) stops writing at once.
 package sweep
 
 import (
@@ -49,10 +55,10 @@ type LLM interface {
 	Complete(ctx context.Context, system, user string) (*llm.Completion, error)
 }
 
-// Options wires a sweep. Zero values take the defaults in withDefaults.
+// Options wires an engine. Zero values take the defaults in withDefaults.
 type Options struct {
 	Kommo   Kommo
-	History HistorySource
+	Sources []Source // where conversations come from, in order of preference
 	LLM     LLM
 	DB      *store.DB
 
@@ -70,12 +76,10 @@ type Options struct {
 
 	PriceInputPer1M, PriceOutputPer1M float64 // USD per million tokens, for the cost estimate
 
-	LockStaleAfter time.Duration // a run lock not refreshed for this long is taken over (2 min)
-	Command        string        // recorded with the run: "sweep" or "summarize"
-	// RunID names the run; when set, Logger already carries it as run_id
-	// (the CLI sets it before it builds the API clients, so their lines
-	// carry it too). Empty: Run makes one.
-	RunID string
+	// LockStaleAfter: a run whose heartbeat is older than this is taken for
+	// dead, its lock and pending summaries taken over (2 min). A run whose
+	// own heartbeat is half as old stops writing.
+	LockStaleAfter time.Duration
 	// ExitCode maps Run's error to the process exit code recorded with the run.
 	ExitCode func(error) int
 	// OnLead is told of every lead's outcome as it happens (progress).
@@ -110,9 +114,6 @@ func (o Options) withDefaults() Options {
 	if o.LockStaleAfter <= 0 {
 		o.LockStaleAfter = 2 * time.Minute
 	}
-	if o.Command == "" {
-		o.Command = "sweep"
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -132,11 +133,21 @@ func (o Options) withDefaults() Options {
 
 // Request says which leads a run covers and how.
 type Request struct {
+	// Command is recorded with the run: "sweep", "summarize", "close".
+	Command string
+	// RunID names the run; when set, the engine's Logger already carries it
+	// as run_id (the CLI sets it before it builds the API clients, so their
+	// lines carry it too). Empty: Run makes one and logs it.
+	RunID string
+	// Lock takes the run lock: one cron sweep at a time. Other runs rely on
+	// the per-lead exclusion alone.
+	Lock bool
+
 	LeadIDs []int64 // only these leads, whatever their status
 	Limit   int     // at most this many leads are processed (0 = all)
 	Force   bool    // summarise even when nothing changed, reading every chat afresh
 	DryRun  bool    // write nothing, in Kommo or the store; summaries land in the report
-	Single  bool    // summarize --lead: fetch the lead by id; keep the summary in the report
+	Single  bool    // fetch each of LeadIDs by id (summarize, the close queue); keep the summary in the report
 }
 
 // Outcomes of one lead, as the store records them.
@@ -145,6 +156,8 @@ const (
 	OutcomeRecovered  = store.OutcomeRecovered
 	OutcomeUnchanged  = store.OutcomeUnchanged
 	OutcomeNoChats    = store.OutcomeNoChats
+	OutcomeNoText     = store.OutcomeNoText
+	OutcomeBusy       = store.OutcomeBusy
 	OutcomeFailed     = store.OutcomeFailed
 	OutcomeDryRun     = store.OutcomeDryRun
 )
@@ -169,29 +182,35 @@ type Step struct {
 
 // Report is the run report printed on stdout.
 type Report struct {
-	RunID                string           `json:"run_id"`
-	Command              string           `json:"command"`
-	StartedAt            time.Time        `json:"started_at"`
-	DryRun               bool             `json:"dry_run,omitempty"`
-	LeadsScanned         int              `json:"leads_scanned"`
-	ConversationsChecked int              `json:"conversations_checked"`
-	Summarized           int              `json:"summarized"`
-	SkippedUnchanged     int              `json:"skipped_unchanged"`
-	SkippedNoChats       int              `json:"skipped_no_chats"`
-	Failed               int              `json:"failed"`
-	Recovered            int              `json:"recovered"`
-	LLMCalls             int              `json:"llm_calls"`
-	PromptTokens         int64            `json:"prompt_tokens"`
-	CompletionTokens     int64            `json:"completion_tokens"`
-	EstimatedCostUSD     float64          `json:"estimated_cost_usd"`
-	DurationMS           int64            `json:"duration_ms"`
-	PeakRSSMiB           float64          `json:"peak_rss_mib,omitempty"` // filled in by the command`
-	SlowestStep          *Step            `json:"slowest_step,omitempty"`
-	StepTotalsMS         map[string]int64 `json:"step_totals_ms"`
-	Interrupted          bool             `json:"interrupted,omitempty"`
-	Error                string           `json:"error,omitempty"`
-	Failures             []LeadOutcome    `json:"failures,omitempty"`
-	Leads                []LeadOutcome    `json:"leads,omitempty"`
+	RunID                string    `json:"run_id"`
+	Command              string    `json:"command"`
+	StartedAt            time.Time `json:"started_at"`
+	DryRun               bool      `json:"dry_run,omitempty"`
+	LeadsScanned         int       `json:"leads_scanned"`
+	ConversationsChecked int       `json:"conversations_checked"`
+	Summarized           int       `json:"summarized"`
+	SkippedUnchanged     int       `json:"skipped_unchanged"`
+	SkippedNoChats       int       `json:"skipped_no_chats"`
+	SkippedNoText        int       `json:"skipped_no_text"`
+	SkippedBusy          int       `json:"skipped_busy"`
+	// Unreadable counts the leads that have contacts but no conversation
+	// any source can read: WhatsApp, Telegram or Instagram chats of other
+	// integrations, which need the message log (webhooks install, serve).
+	Unreadable       int              `json:"unreadable_leads"`
+	Failed           int              `json:"failed"`
+	Recovered        int              `json:"recovered"`
+	LLMCalls         int              `json:"llm_calls"`
+	PromptTokens     int64            `json:"prompt_tokens"`
+	CompletionTokens int64            `json:"completion_tokens"`
+	EstimatedCostUSD float64          `json:"estimated_cost_usd"`
+	DurationMS       int64            `json:"duration_ms"`
+	PeakRSSMiB       float64          `json:"peak_rss_mib,omitempty"` // filled in by the command
+	SlowestStep      *Step            `json:"slowest_step,omitempty"`
+	StepTotalsMS     map[string]int64 `json:"step_totals_ms"`
+	Interrupted      bool             `json:"interrupted,omitempty"`
+	Error            string           `json:"error,omitempty"`
+	Failures         []LeadOutcome    `json:"failures,omitempty"`
+	Leads            []LeadOutcome    `json:"leads,omitempty"`
 }
 
 // FailedLeadsError says that the run finished but some leads failed.
@@ -215,7 +234,8 @@ func Fatal(err error) bool {
 	var ae *kommo.AuthError
 	var ib *kommo.IPBlockedError
 	var se *storeError
-	return errors.As(err, &ae) || errors.As(err, &ib) || errors.Is(err, amojo.ErrSignature) || llm.IsAuth(err) || errors.As(err, &se)
+	return errors.As(err, &ae) || errors.As(err, &ib) || errors.Is(err, amojo.ErrSignature) || errors.Is(err, amojo.ErrNotConnected) || llm.IsAuth(err) || errors.As(err, &se) ||
+		errors.Is(err, store.ErrLockLost) || errors.Is(err, store.ErrNotOwner)
 }
 
 type storeError struct{ err error }
@@ -230,63 +250,101 @@ func storeErr(err error) error {
 	return &storeError{err}
 }
 
-// Run runs one sweep and records it in the store. It returns the report and
-// nil, a *FailedLeadsError, ErrInterrupted, or the error that stopped it.
+// Engine runs the summary pipeline. It is built once and may run many
+// times, one after another or at once (serve's close queue beside a cron
+// sweep in another process).
+type Engine struct{ o Options }
+
+// New returns an engine; zero Options fields take their defaults.
+func New(o Options) *Engine { return &Engine{o: o.withDefaults()} }
+
+// Run runs once with o; see Engine.Run.
 func Run(ctx context.Context, o Options, req Request) (*Report, error) {
-	o = o.withDefaults()
-	r := &run{o: o, req: req, id: o.RunID, log: o.Logger}
+	return New(o).Run(ctx, req)
+}
+
+// Run runs the leads req names and records the run in the store. It returns
+// the report and nil, a *FailedLeadsError, ErrInterrupted, or the error that
+// stopped it.
+func (e *Engine) Run(ctx context.Context, req Request) (*Report, error) {
+	o := e.o
+	if req.Command == "" {
+		req.Command = "sweep"
+	}
+	r := &run{o: o, req: req, id: req.RunID, log: o.Logger}
 	if r.id == "" {
 		r.id = NewRunID(o.Now())
 		r.log = o.Logger.With("run_id", r.id)
 	}
-	r.report = &Report{RunID: r.id, Command: o.Command, StartedAt: o.Now().UTC(), DryRun: req.DryRun, StepTotalsMS: map[string]int64{}}
+	r.report = &Report{RunID: r.id, Command: req.Command, StartedAt: o.Now().UTC(), DryRun: req.DryRun, StepTotalsMS: map[string]int64{}}
 	start := time.Now()
 
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	if !req.DryRun {
 		host, _ := os.Hostname()
 		h := store.LockHolder{RunID: r.id, PID: os.Getpid(), Host: host, StartedAt: o.Now()}
-		if err := o.DB.AcquireLock(ctx, h, o.LockStaleAfter); err != nil {
-			return r.report, err
-		}
-		defer func() {
-			if err := o.DB.ReleaseLock(context.WithoutCancel(ctx), r.id); err != nil {
-				r.log.Warn("could not release the run lock", "err", err)
+		if req.Lock {
+			if err := o.DB.AcquireLock(ctx, h, o.LockStaleAfter); err != nil {
+				return r.report, err
 			}
-		}()
-		if err := o.DB.StartRun(ctx, store.Run{ID: r.id, Command: o.Command, Host: h.Host, PID: h.PID, StartedAt: h.StartedAt}); err != nil {
+			defer func() {
+				if err := o.DB.ReleaseLock(context.WithoutCancel(ctx), r.id); err != nil {
+					r.log.Warn("could not release the run lock", "err", err)
+				}
+			}()
+		}
+		if err := o.DB.StartRun(ctx, store.Run{ID: r.id, Command: req.Command, Host: h.Host, PID: h.PID, StartedAt: h.StartedAt}); err != nil {
 			return r.report, storeErr(err)
 		}
-		stop := r.heartbeat(ctx)
+		r.fence = newFence(o.LockStaleAfter)
+		stop := r.heartbeat(ctx, cancel)
 		defer stop()
 	}
 
-	r.log.Info("run started", "command", o.Command, "dry_run", req.DryRun, "force", req.Force, "lead_ids", len(req.LeadIDs), "limit", req.Limit)
+	r.log.Info("run started", "command", req.Command, "dry_run", req.DryRun, "force", req.Force, "lead_ids", len(req.LeadIDs), "limit", req.Limit)
 	err := r.execute(ctx)
+	if lost := r.fence.lost(); lost != nil {
+		err = lost
+	}
 	rep := r.finish(time.Since(start), err)
 	if err == nil && rep.Failed > 0 {
-		err = &FailedLeadsError{Failed: rep.Failed, Total: rep.Failed + rep.Summarized + rep.SkippedUnchanged + rep.SkippedNoChats, First: rep.Failures[0]}
+		err = &FailedLeadsError{Failed: rep.Failed, Total: rep.Failed + rep.Summarized + rep.SkippedUnchanged + rep.SkippedNoChats + rep.SkippedNoText + rep.SkippedBusy, First: rep.Failures[0]}
 	}
 	if err != nil {
 		rep.Error = err.Error()
 	}
+	if rep.Unreadable > 0 {
+		r.log.Warn("leads have contacts but no chat that any source can read: their WhatsApp, Telegram or Instagram chats belong to other integrations; run `kommo-summarizer webhooks install` and keep `kommo-summarizer serve` running to log them",
+			"leads", rep.Unreadable)
+	}
 	if !req.DryRun {
-		status := "ok"
-		switch {
-		case errors.Is(err, ErrInterrupted):
-			status = "interrupted"
-		case errors.As(err, new(*FailedLeadsError)):
-			status = "partial"
-		case err != nil:
-			status = "error"
-		}
-		body, _ := json.Marshal(rep)
-		if ferr := o.DB.FinishRun(context.WithoutCancel(ctx), r.id, status, o.ExitCode(err), body); ferr != nil {
-			r.log.Error("could not record the run", "err", ferr)
-		}
+		r.record(ctx, rep, err)
 	}
 	r.log.Info("run finished", "summarized", rep.Summarized, "skipped_unchanged", rep.SkippedUnchanged, "failed", rep.Failed,
 		"llm_calls", rep.LLMCalls, "duration_ms", rep.DurationMS, "err", errString(err))
 	return rep, err
+}
+
+// record stores how the run ended. A run taken for dead leaves its record
+// as the run that took over wrote it.
+func (r *run) record(ctx context.Context, rep *Report, err error) {
+	if errors.Is(err, store.ErrLockLost) {
+		return
+	}
+	status := "ok"
+	switch {
+	case errors.Is(err, ErrInterrupted):
+		status = "interrupted"
+	case errors.As(err, new(*FailedLeadsError)):
+		status = "partial"
+	case err != nil:
+		status = "error"
+	}
+	body, _ := json.Marshal(rep)
+	if ferr := r.o.DB.FinishRun(context.WithoutCancel(ctx), r.id, status, r.o.ExitCode(err), body); ferr != nil {
+		r.log.Error("could not record the run", "err", ferr)
+	}
 }
 
 func errString(err error) string {
@@ -309,37 +367,111 @@ func newRequestID() string {
 	return hex.EncodeToString(b)
 }
 
-// run is the state of one sweep.
+// run is the state of one run of the engine.
 type run struct {
-	o   Options
-	req Request
-	id  string
-	log *slog.Logger
+	o     Options
+	req   Request
+	id    string
+	log   *slog.Logger
+	fence *fence // nil in a dry run: nothing is written
 
 	mu     sync.Mutex
 	report *Report
 }
 
-// heartbeat keeps the run lock fresh so that no other run takes it over.
-func (r *run) heartbeat(ctx context.Context) (stop func()) {
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+// heartbeat tells other processes that the run is alive, and keeps its lock
+// fresh. When the store says the run was taken for dead, the run stops at
+// once: cancel ends every stage, and the fence refuses every write after it.
+func (r *run) heartbeat(ctx context.Context, cancel context.CancelCauseFunc) (stop func()) {
+	ctx, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(r.o.LockStaleAfter / 4)
+		t := time.NewTicker(r.o.LockStaleAfter / 8)
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := r.o.DB.Heartbeat(ctx, r.id); err != nil && ctx.Err() == nil {
-					r.log.Warn("could not refresh the run lock", "err", err)
+				if r.fence.lost() != nil {
+					return
+				}
+				err := r.o.DB.Beat(ctx, r.id, r.req.Lock)
+				switch {
+				case err == nil:
+					r.fence.beat()
+				case errors.Is(err, store.ErrLockLost):
+					r.fence.lose(err)
+					r.log.Error("this run was taken for dead and another took its work over: it stops writing now", "err", err)
+					cancel(err)
+					return
+				case ctx.Err() == nil:
+					r.log.Warn("could not refresh the run's heartbeat", "err", err)
 				}
 			}
 		}
 	}()
-	return func() { cancel(); <-done }
+	return func() { stopBeat(); <-done }
+}
+
+// fence tells whether the run may still write. Another process takes the
+// run for dead when its heartbeat is older than staleAfter; the run stops
+// on its own well before that (a pause such as SIGSTOP or a suspended VM
+// shows as a late heartbeat), and for good once the store said so.
+type fence struct {
+	staleAfter time.Duration
+	mu         sync.Mutex
+	last       time.Time
+	err        error
+}
+
+func newFence(staleAfter time.Duration) *fence {
+	return &fence{staleAfter: staleAfter, last: time.Now()}
+}
+
+func (f *fence) beat() {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		f.last = time.Now()
+	}
+}
+
+func (f *fence) lose(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		f.err = err
+	}
+}
+
+// lost returns why the run may no longer write, or nil.
+func (f *fence) lost() error {
+	if f == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+// check is called before every write to Kommo or the store. The clock is
+// the monotonic one: a paused process sees the pause.
+func (f *fence) check() error {
+	if f == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil && time.Since(f.last) > f.staleAfter/2 {
+		f.err = fmt.Errorf("%w: no heartbeat for %s (the process was paused or the store was unreachable); another run may have taken this one's work over",
+			store.ErrLockLost, time.Since(f.last).Round(time.Second))
+	}
+	return f.err
 }
 
 // step records how long a piece of work took.
@@ -371,6 +503,10 @@ func (r *run) done(ctx context.Context, lo LeadOutcome, tokens [2]int64) {
 		r.report.SkippedUnchanged++
 	case OutcomeNoChats:
 		r.report.SkippedNoChats++
+	case OutcomeNoText:
+		r.report.SkippedNoText++
+	case OutcomeBusy:
+		r.report.SkippedBusy++
 	case OutcomeFailed:
 		r.report.Failed++
 		r.report.Failures = append(r.report.Failures, lo)

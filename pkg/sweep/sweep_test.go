@@ -35,6 +35,7 @@ func newEnv(t *testing.T, fo kommotest.Options, rps float64) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
+	t.Cleanup(func() { srv.VerifyNoUnknown(t) })
 	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "s.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +56,7 @@ func newEnv(t *testing.T, fo kommotest.Options, rps float64) *env {
 	}
 	e := &env{srv: srv, db: db, rest: rest, kommo: rest}
 	e.opts = sweep.Options{
-		History: sweep.ChatsAPI(chats), LLM: model, DB: db,
+		Sources: []sweep.Source{sweep.ChatsAPI(rest, chats), sweep.MessageLog(db)}, LLM: model, DB: db,
 		FieldID: o.SummaryFieldID, FieldMaxChars: 4000, BatchMaxWait: time.Minute,
 	}
 	return e
@@ -232,7 +233,7 @@ func TestLockedWhileAnotherRunHoldsIt(t *testing.T) {
 	if err := e.db.AcquireLock(context.Background(), h, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	_, err := e.run(t, sweep.Request{})
+	_, err := e.run(t, sweep.Request{Lock: true})
 	var le *store.LockedError
 	if !errors.As(err, &le) || le.Holder.RunID != "other-run" {
 		t.Fatalf("err = %v, want a LockedError naming other-run", err)
