@@ -174,26 +174,42 @@ func (s *Service) body(status, reply string) ContinueBody {
 	return b
 }
 
-// handoffKeyword returns the first keyword the message has at the start of
-// a word ("менеджер" matches "менеджера", not "суперменеджер").
+// handoffKeyword returns the first keyword the message has as a word. A
+// keyword in Latin letters must be the whole word, or its plural in "s"
+// ("managers", not "management"); in other scripts it may take an ending
+// ("менеджер" matches "менеджера", "менеджеру"), since Russian declines
+// nouns. Neither matches inside a word ("суперменеджер", "superhuman").
 func (s *Service) handoffKeyword(msg string) string {
 	lower := strings.ToLower(msg)
+	isWord := func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
 	for _, kw := range s.o.HandoffKeywords {
 		k := strings.ToLower(strings.TrimSpace(kw))
 		if k == "" {
 			continue
+		}
+		latin := true
+		for _, r := range k {
+			if r > unicode.MaxASCII {
+				latin = false
+			}
 		}
 		for i := 0; ; {
 			j := strings.Index(lower[i:], k)
 			if j < 0 {
 				break
 			}
-			at := i + j
-			prev, _ := utf8.DecodeLastRuneInString(lower[:at])
-			if at == 0 || !(unicode.IsLetter(prev) || unicode.IsDigit(prev)) {
-				return kw
+			at, end := i+j, i+j+len(k)
+			i = end
+			if prev, _ := utf8.DecodeLastRuneInString(lower[:at]); at > 0 && isWord(prev) {
+				continue
 			}
-			i = at + len(k)
+			if latin {
+				rest := strings.TrimPrefix(lower[end:], "s")
+				if next, _ := utf8.DecodeRuneInString(rest); rest != "" && isWord(next) {
+					continue
+				}
+			}
+			return kw
 		}
 	}
 	return ""

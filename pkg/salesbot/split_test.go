@@ -40,3 +40,23 @@ func TestBubbles(t *testing.T) {
 		}
 	}
 }
+
+func TestHandoffKeyword(t *testing.T) {
+	s := &Service{o: Options{HandoffKeywords: DefaultHandoffKeywords}}
+	for msg, want := range map[string]string{
+		"Can I talk to a manager?":        "manager",
+		"Your managers, please":           "manager",
+		"Who is in your management team?": "",
+		"A superhuman offer":              "",
+		"I want a HUMAN":                  "human",
+		"Позовите менеджера":              "менеджер",
+		"суперменеджер":                   "",
+		"Хочу поговорить с живым человеком": "человек",
+		"real person please": "real person",
+		"":                   "",
+	} {
+		if got := s.handoffKeyword(msg); got != want {
+			t.Errorf("%q: %q, want %q", msg, got, want)
+		}
+	}
+}
