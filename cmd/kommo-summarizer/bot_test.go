@@ -54,6 +54,11 @@ func TestBotCommands(t *testing.T) {
 	if res.code != 0 || !strings.Contains(res.stdout, "had no handoff") {
 		t.Fatalf("clear-handoff: exit %d %s %s", res.code, res.stdout, res.stderr)
 	}
+	w.cfg["bot"]["instructions_file"] = w.dir
+	w.writeConfig()
+	if res := w.run("bot", "test", "hi"); res.code != 2 || !strings.Contains(res.stderr, "config: bot.instructions_file: "+w.dir+" is a directory") {
+		t.Errorf("instructions file is a directory: exit %d: %q", res.code, res.stderr)
+	}
 	for _, args := range [][]string{{"bot", "test"}, {"bot", "clear-handoff"}, {"bot", "test", "x", "--lead", "-1"}} {
 		if res := w.run(args...); res.code != 2 || strings.Count(strings.TrimSpace(res.stderr), "\n") > 1 {
 			t.Errorf("%v: exit %d, stderr %q", args, res.code, res.stderr)

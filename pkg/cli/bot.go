@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -40,8 +41,11 @@ func (a *app) salesbotService() (*salesbot.Service, error) {
 		HandoffQuiet: c.Bot.HandoffQuiet, FallbackText: c.Bot.FallbackText,
 		MaxBodyBytes: c.Serve.MaxBodyBytes, Logger: a.log,
 	})
+	if errors.Is(err, salesbot.ErrInstructionsFile) {
+		return nil, &config.Error{Key: "bot.instructions_file", Problem: strings.TrimPrefix(err.Error(), "salesbot: bot.instructions_file: ")}
+	}
 	if err != nil {
-		return nil, &config.Error{Key: "bot", Problem: err.Error()}
+		return nil, err
 	}
 	return svc, nil
 }

@@ -10,6 +10,10 @@ import (
 	"time"
 )
 
+// ErrInstructionsFile is matched (errors.Is) by the errors of reading or
+// saving bot.instructions_file.
+var ErrInstructionsFile = errors.New("bot.instructions_file")
+
 // maxInstructionsBytes keeps a runaway file out of every prompt.
 const maxInstructionsBytes = 64 << 10
 
@@ -38,20 +42,20 @@ func (in *instructions) get() (string, error) {
 		return "", nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("salesbot: bot.instructions_file: %w", err)
+		return "", fmt.Errorf("salesbot: %w: %w", ErrInstructionsFile, err)
 	}
 	if fi.IsDir() {
-		return "", fmt.Errorf("salesbot: bot.instructions_file: %s is a directory", in.path)
+		return "", fmt.Errorf("salesbot: %w: %s is a directory", ErrInstructionsFile, in.path)
 	}
 	if in.loaded && fi.ModTime().Equal(in.modTime) && fi.Size() == in.size {
 		return in.text, nil
 	}
 	if fi.Size() > maxInstructionsBytes {
-		return "", fmt.Errorf("salesbot: bot.instructions_file: %s is %d bytes, at most %d", in.path, fi.Size(), maxInstructionsBytes)
+		return "", fmt.Errorf("salesbot: %w: %s is %d bytes, at most %d", ErrInstructionsFile, in.path, fi.Size(), maxInstructionsBytes)
 	}
 	b, err := os.ReadFile(in.path)
 	if err != nil {
-		return "", fmt.Errorf("salesbot: bot.instructions_file: %w", err)
+		return "", fmt.Errorf("salesbot: %w: %w", ErrInstructionsFile, err)
 	}
 	in.text, in.modTime, in.size, in.loaded = string(b), fi.ModTime(), fi.Size(), true
 	return in.text, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -139,7 +140,7 @@ func (s *Service) process(ctx context.Context, j store.BotJob) {
 	}
 }
 
-func (s *Service) finish(ctx context.Context, log interface{ Error(string, ...any) }, j store.BotJob, state, errText string) {
+func (s *Service) finish(ctx context.Context, log *slog.Logger, j store.BotJob, state, errText string) {
 	if err := s.o.DB.FinishBotJob(ctx, j.ID, state, errText); err != nil {
 		log.Error("salesbot: cannot record the job's end", "state", state, "err", err)
 	}
