@@ -510,3 +510,25 @@ func TestTokenVector(t *testing.T) {
 		}
 	}
 }
+
+func TestContinueGivesUp(t *testing.T) {
+	w := newWorld(t, worldOptions{fake: kommotest.Options{ContinueFailFirst: 1000}, bot: func(o *salesbot.Options) { o.MaxAttempts = 2 }})
+	w.send(t, kommotest.WidgetRequest{Message: "Hi"})
+	j := waitJob(t, w, store.BotJobFailed)
+	if j.Attempts != 2 || !strings.Contains(j.Error, "503") || j.Status != "success" {
+		t.Fatalf("job %+v", j)
+	}
+}
+
+func TestShutdownFinishesTheJobInHand(t *testing.T) {
+	w := newWorld(t, worldOptions{fake: kommotest.Options{LLMLatency: 300 * time.Millisecond}})
+	d := w.send(t, kommotest.WidgetRequest{Message: "Hi"})
+	time.Sleep(50 * time.Millisecond) // the worker has the job and waits for the LLM
+	w.stop()
+	if _, ok := w.fake.Continued(d.ContinueID); !ok {
+		t.Fatal("Run returned before the job in hand was done")
+	}
+	if j := waitJob(t, w, store.BotJobDone); j.Status != "success" {
+		t.Fatalf("job %+v", j)
+	}
+}
