@@ -93,3 +93,43 @@ func TestSignJWT(t *testing.T) {
 		t.Fatalf("alg none token %s", tok)
 	}
 }
+
+func TestLLMResponseFormat(t *testing.T) {
+	s := startTest(t, Options{}, nil)
+	schema := map[string]any{
+		"type": "object",
+		"properties": map[string]any{
+			"reply": map[string]any{"type": "string"}, "handoff": map[string]any{"type": "boolean"}, "reason": map[string]any{"type": "string"},
+		},
+		"required": []any{"reply", "handoff", "reason"}, "additionalProperties": false,
+	}
+	ask := func(rf any, msg string) reply {
+		return send(t, "POST", s.LLMURL+"/chat/completions", map[string]any{
+			"model": "gpt-4o-mini", "response_format": rf,
+			"messages": []any{map[string]any{"role": "user", "content": NewMessageMarker + "\n" + msg}},
+		}, "Authorization", "Bearer sk-fake", "Content-Type", "application/json")
+	}
+	r := ask(map[string]any{"type": "json_schema", "json_schema": map[string]any{"name": "salesbot_reply", "strict": true, "schema": schema}}, "Please call me back")
+	if r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	content := r.json(t)["choices"].([]any)[0].(map[string]any)["message"].(map[string]any)["content"].(string)
+	var a struct {
+		Reply   string
+		Handoff bool
+		Reason  string
+	}
+	if err := json.Unmarshal([]byte(content), &a); err != nil || !a.Handoff || a.Reply == "" {
+		t.Fatalf("answer %s", content)
+	}
+	loose := map[string]any{"type": "object", "properties": map[string]any{"reply": map[string]any{"type": "string"}}}
+	for name, rf := range map[string]any{
+		"strict without additionalProperties": map[string]any{"type": "json_schema", "json_schema": map[string]any{"name": "x", "strict": true, "schema": loose}},
+		"no name":                             map[string]any{"type": "json_schema", "json_schema": map[string]any{"schema": schema}},
+		"bad type":                            map[string]any{"type": "yaml"},
+	} {
+		if r := ask(rf, "hi"); r.status != 400 {
+			t.Errorf("%s: %d %s", name, r.status, r.body)
+		}
+	}
+}
