@@ -50,9 +50,7 @@ func Bubbles(text string, maxRunes, maxN int) (out []string, cut bool) {
 				if isLink(w) {
 					continue
 				}
-				for _, piece := range chunkRunes(w, maxRunes) {
-					out = append(out, piece)
-				}
+				out = append(out, chunkRunes(w, maxRunes)...)
 				continue
 			}
 			if len(cur) > 0 && curLen+1+wl > maxRunes {
