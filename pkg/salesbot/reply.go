@@ -247,9 +247,12 @@ Answer with JSON: {"reply": "...", "handoff": false, "reason": ""}.`, MaxShowRun
 		if err != nil {
 			return "", "", err
 		}
-		// The new message may be logged already, by a webhook or an earlier attempt.
-		if n := len(msgs); n > 0 && msgs[n-1].Direction == store.DirectionIn && strings.TrimSpace(msgs[n-1].Text) == msg {
-			msgs = msgs[:n-1]
+		// The new message may be logged already, by a webhook.
+		for i := len(msgs) - 1; i >= 0 && i >= len(msgs)-5; i-- {
+			if m := msgs[i]; m.Direction == store.DirectionIn && strings.TrimSpace(m.Text) == msg && s.now().Sub(m.CreatedAt) < 10*time.Minute {
+				msgs = append(msgs[:i], msgs[i+1:]...)
+				break
+			}
 		}
 		if len(msgs) > s.o.History {
 			msgs = msgs[len(msgs)-s.o.History:]
@@ -295,21 +298,27 @@ func (s *Service) logMessages(ctx context.Context, leadID, contactID int64, mess
 	}
 	chatID := "salesbot:" + strconv.FormatInt(leadID, 10)
 	var talkID int64
-	recent, err := s.o.DB.LeadMessages(ctx, leadID, 1)
+	recent, err := s.o.DB.LeadMessages(ctx, leadID, 10)
 	if err != nil {
 		return nil, err
 	}
-	if len(recent) > 0 && recent[0].ChatID != "" {
-		chatID, talkID = recent[0].ChatID, recent[0].TalkID
-		if contactID == 0 {
-			contactID = recent[0].ContactID
+	now := s.now()
+	msg := strings.TrimSpace(message)
+	logged := false // a webhook may have logged the client's message already
+	for _, m := range recent {
+		if m.Direction == store.DirectionIn && strings.TrimSpace(m.Text) == msg && now.Sub(m.CreatedAt) < 10*time.Minute {
+			logged = true
 		}
 	}
-	now := s.now()
+	if n := len(recent); n > 0 && recent[n-1].ChatID != "" {
+		last := recent[n-1]
+		chatID, talkID = last.ChatID, last.TalkID
+		if contactID == 0 {
+			contactID = last.ContactID
+		}
+	}
 	var out []store.LogMessage
-	msg := strings.TrimSpace(message)
-	// A webhook may have logged the client's message already.
-	if msg != "" && !(len(recent) > 0 && recent[0].Direction == store.DirectionIn && strings.TrimSpace(recent[0].Text) == msg) {
+	if msg != "" && !logged {
 		out = append(out, store.LogMessage{
 			ID: newID(), ChatID: chatID, TalkID: talkID, ContactID: contactID, LeadID: leadID, Direction: store.DirectionIn,
 			AuthorName: "Client", AuthorType: "external", Type: "text", Text: msg, CreatedAt: now, Origin: Origin,

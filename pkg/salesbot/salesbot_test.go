@@ -532,3 +532,26 @@ func TestShutdownFinishesTheJobInHand(t *testing.T) {
 		t.Fatalf("job %+v", j)
 	}
 }
+
+func TestMessageLoggedByWebhookIsNotLoggedTwice(t *testing.T) {
+	w := newWorld(t, worldOptions{capture: true})
+	ctx := context.Background()
+	id := lead(w)
+	if _, err := w.db.AddMessages(ctx, []store.LogMessage{
+		{ID: "kommo-1", ChatID: "chat-9", TalkID: 3, LeadID: id, Direction: store.DirectionIn, Type: "text", Text: "Is it in stock?", CreatedAt: time.Now().Add(-time.Minute), Origin: "telegram"},
+		{ID: "kommo-2", ChatID: "chat-9", TalkID: 3, LeadID: id, Direction: store.DirectionOut, Type: "text", Text: "Salesbot greeting", CreatedAt: time.Now().Add(-50 * time.Second), Origin: "telegram"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	w.continued(t, w.send(t, kommotest.WidgetRequest{Message: "Is it in stock?"}))
+	msgs, _ := w.db.LeadMessages(ctx, id, 0)
+	if len(msgs) != 3 || msgs[2].Direction != store.DirectionOut || msgs[2].ChatID != "chat-9" {
+		t.Fatalf("log %+v", msgs)
+	}
+	w.prompt.Lock()
+	user := w.prompt.user
+	w.prompt.Unlock()
+	if strings.Count(user, "Is it in stock?") != 1 {
+		t.Fatalf("the message is twice in the prompt:\n%s", user)
+	}
+}
