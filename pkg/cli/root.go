@@ -119,6 +119,7 @@ environment variables (OPENAI_API_KEY for llm.api_key).
 		newStatusCmd(io, g),
 		newServeCmd(io, g, nil),
 		newDemoCmd(io, g),
+		newWebhooksCmd(io, g, nil),
 		newBotCmd(io, g, nil, nil),
 		newWidgetCmd(io, g, nil),
 	)
