@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/llm"
@@ -114,8 +115,8 @@ type Service struct {
 	instr  instructions
 	jobs   jobBatcher
 
-	acctMu sync.Mutex
-	acctID int64
+	acctMu sync.Mutex   // one lookup at a time
+	acctID atomic.Int64 // 0 until known
 }
 
 // New checks o and returns a Service.
@@ -174,8 +175,9 @@ func New(o Options) (*Service, error) {
 	}
 	s := &Service{
 		o: o, secret: []byte(o.ClientSecret), log: o.Logger, wake: make(chan struct{}, 1),
-		instr: instructions{path: o.InstructionsFile}, acctID: o.AccountID, jobs: jobBatcher{db: o.DB},
+		instr: instructions{path: o.InstructionsFile}, jobs: jobBatcher{db: o.DB},
 	}
+	s.acctID.Store(o.AccountID)
 	if _, err := s.instr.get(); err != nil {
 		return nil, err
 	}
@@ -186,10 +188,13 @@ func (s *Service) now() time.Time { return s.o.Now() }
 
 // accountID returns the account's id, looking it up the first time.
 func (s *Service) accountID(ctx context.Context) (int64, error) {
+	if id := s.acctID.Load(); id != 0 {
+		return id, nil
+	}
 	s.acctMu.Lock()
 	defer s.acctMu.Unlock()
-	if s.acctID != 0 {
-		return s.acctID, nil
+	if id := s.acctID.Load(); id != 0 {
+		return id, nil
 	}
 	id, err := s.o.AccountLookup(ctx)
 	if err != nil {
@@ -198,7 +203,7 @@ func (s *Service) accountID(ctx context.Context) (int64, error) {
 	if id <= 0 {
 		return 0, errors.New("salesbot: find the account id: Kommo returned none")
 	}
-	s.acctID = id
+	s.acctID.Store(id)
 	return id, nil
 }
 
