@@ -4,10 +4,17 @@ BIN    := bin/kommo-summarizer
 CONFIG ?= $(wildcard config.yaml)
 export CGO_ENABLED = 0
 
+# What --version prints (pkg/cli/version.go); goreleaser stamps the same.
+PKG     := github.com/kommo-summarizer/kommo-summarizer/pkg/cli
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo none)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X $(PKG).version=$(VERSION) -X $(PKG).commit=$(COMMIT) -X $(PKG).date=$(DATE)
+
 .PHONY: run test bench build vet clean release-check
 
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/kommo-summarizer
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kommo-summarizer
 
 # A real sweep when Kommo is configured (config.yaml, CONFIG=..., or the
 # KOMMO_SUMMARIZER_KOMMO_BASE_URL env var); otherwise a demo sweep against the

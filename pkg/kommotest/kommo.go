@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// The Kommo REST API v4 fake. What it checks and answers follows
-// /work/shared/kommo-api.md; the page of Kommo's documentation is named on each handler.
+// The Kommo REST API v4 fake. What it checks and answers follows Kommo's
+// documentation (https://www.kommo.com/developers/content/api_v4/); the page
+// is named on each handler.
 
 const (
 	unauthorizedDetail = "Invalid user name or password"

@@ -8,12 +8,14 @@
 // maximum, expired or reused tokens, bad Chats API signatures, more than the
 // allowed requests per second (with the IP block that follows repeated 429s).
 // A client that passes against these fakes has met the documented contract,
-// not the fake's good will. See /work/shared/kommo-api.md for the sources.
+// not the fake's good will. The sources are Kommo's documentation:
+// https://www.kommo.com/developers/ (REST API v4, OAuth, the Chats API) and
+// https://developers.kommo.com/reference/ (the Chats API reference).
 //
 // The REST fake also keeps the account webhooks registry, and sends account
 // webhooks (form bodies, as Kommo does, to loopback destinations only) for
 // chats on other integrations' channels (Options.NativeLeads): see
-// webhooks.go, delivery.go and /work/shared/kommo-webhooks.md.
+// webhooks.go and delivery.go.
 package kommotest
 
 import (

@@ -100,9 +100,6 @@ func (db *DB) Close() error {
 	return db.db.Close()
 }
 
-// Path returns the file the store was opened from.
-func (db *DB) Path() string { return db.path }
-
 type migration struct {
 	version int
 	name    string
