@@ -133,6 +133,8 @@ environment variables (OPENAI_API_KEY for llm.api_key).
 		newServeCmd(io, g, nil),
 		newDemoCmd(io, g),
 		newWebhooksCmd(io, g, nil),
+		newBotCmd(io, g, nil, nil),
+		newWidgetCmd(io, g, nil),
 		newVersionCmd(io),
 	)
 	for _, c := range root.Commands() {

@@ -70,6 +70,10 @@ type Options struct {
 	NotesFailAfterActRate float64
 	// LLM429First makes the first N chat completion calls answer 429.
 	LLM429First int
+	// LLMAnswer, when set, is the content of every chat completion answer,
+	// given the system and user messages (each message's text followed by a
+	// newline). Tests use it for long, handoff or malformed answers.
+	LLMAnswer func(system, user string) string
 	// LLMAnswerBytes, when > 0, makes every completion's text that many
 	// bytes long whatever max_tokens says, as a server that ignores the
 	// limit would.
@@ -86,6 +90,9 @@ type Options struct {
 	AfterNotes func()
 	// BeforeLeadsPatch is called when a PATCH of leads arrives, before anything is stored.
 	BeforeLeadsPatch func()
+	// ContinueFailFirst makes the first N Salesbot continue calls answer 503
+	// before acting on them.
+	ContinueFailFirst int
 	// HistoryOldestFirst makes chat history pages oldest first (offset
 	// counts from the oldest message). Kommo's only example is newest first,
 	// but its docs do not promise an order.
@@ -215,6 +222,7 @@ type Server struct {
 	restFail, chatsFail, notesFail *mrand.Rand
 	llmCalls                       int
 
+	bots       botState
 	hooks      []*webhook // account webhooks, id order
 	nextHookID int64
 	dl         deliveries
@@ -238,6 +246,9 @@ type Stats struct {
 	PeakRESTPerSecond, PeakChatsPerSecond               int
 	NotesPosts, NotesCreated, LeadPatches, LeadsPatched int
 	HistoryCalls, ContactChatsCalls, LeadListCalls      int
+	// WidgetRequests counts widget_request deliveries sent; ContinueCalls the
+	// continue calls received, ContinueRejected those answered 4xx or 503.
+	WidgetRequests, ContinueCalls, ContinueRejected int
 
 	// Account webhooks sent by the fake: POST attempts; bodies answered 2xx;
 	// attempts after a failure; attempts not answered 2xx in time (refused
