@@ -25,7 +25,7 @@ const (
 )
 
 // Origin marks the bot's messages in the message log.
-const Origin = "kommo-summarizer"
+const Origin = store.OwnOrigin
 
 // ContinueBody is the body of the continue call that resumes the bot.
 type ContinueBody struct {
