@@ -9,7 +9,6 @@ import (
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/kommotest"
 )
 
-
 // A channel disabled with the integration (or never connected since the
 // install) is named as such, with the command that fixes it; connect does.
 func TestDisconnectedChannel(t *testing.T) {

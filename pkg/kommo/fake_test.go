@@ -8,7 +8,6 @@ import (
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/kommotest"
 )
 
-
 func fakeClient(t *testing.T, srv *kommotest.Server, guard *Guard) *Client {
 	t.Helper()
 	c, err := New(Options{BaseURL: srv.KommoURL, Tokens: StaticToken(srv.LongLivedToken()), Retry: fastRetry, Guard: guard})

@@ -10,7 +10,6 @@ import (
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/kommotest"
 )
 
-
 func fakeClient(t *testing.T, srv *kommotest.Server, edit func(*Options)) *Client {
 	t.Helper()
 	c, _ := newClient(t, srv.LLMURL, func(o *Options) {
