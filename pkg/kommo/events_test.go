@@ -13,7 +13,7 @@ import (
 // the end) and reads the message and talk of chat events, the status of
 // status changes.
 func TestEventsAgainstTheFake(t *testing.T) {
-	srv := startFakes(t, kommotest.Options{Leads: 8, RESTRateLimit: -1})
+	srv := kommotest.StartT(t, kommotest.Options{Leads: 8, RESTRateLimit: -1})
 	c := fakeClient(t, srv, nil)
 	ctx := context.Background()
 	open := srv.OpenLeadsWithChats()
@@ -70,7 +70,7 @@ func TestEventsAgainstTheFake(t *testing.T) {
 }
 
 func TestEventsForbiddenIs403(t *testing.T) {
-	srv := startFakes(t, kommotest.Options{Leads: 2, RESTRateLimit: -1, EventsForbidden: true})
+	srv := kommotest.StartT(t, kommotest.Options{Leads: 2, RESTRateLimit: -1, EventsForbidden: true})
 	c := fakeClient(t, srv, nil)
 	for _, err := range c.Events(context.Background(), EventsQuery{}) {
 		var ke *Error
@@ -84,7 +84,7 @@ func TestEventsForbiddenIs403(t *testing.T) {
 // The full pass asks for the leads of each open stage: the pipelines and
 // the status filter, against the fake.
 func TestPipelinesAndTheStatusFilter(t *testing.T) {
-	srv := startFakes(t, kommotest.Options{Leads: 40, RESTRateLimit: -1})
+	srv := kommotest.StartT(t, kommotest.Options{Leads: 40, RESTRateLimit: -1})
 	c := fakeClient(t, srv, nil)
 	ctx := context.Background()
 	pipes, err := c.Pipelines(ctx)

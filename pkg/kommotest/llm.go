@@ -71,6 +71,7 @@ type chatRequest struct {
 	MaxTokens           *int64            `json:"max_tokens"`
 	MaxCompletionTokens *int64            `json:"max_completion_tokens"`
 	Stream              bool              `json:"stream"`
+	ResponseFormat      json.RawMessage   `json:"response_format"`
 }
 
 func (s *Server) completion(w http.ResponseWriter, r *http.Request) {
@@ -114,7 +115,12 @@ func (s *Server) completion(w http.ResponseWriter, r *http.Request) {
 		bad(fmt.Sprintf("Unsupported value: 'temperature' does not support %v with this model. Only the default (1) value is supported.", *req.Temperature), "temperature", "unsupported_value")
 		return
 	}
-	var user strings.Builder
+	schema, problem := parseResponseFormat(req.ResponseFormat)
+	if problem != "" {
+		bad("Invalid 'response_format': "+problem, "response_format", nil)
+		return
+	}
+	var user, system strings.Builder
 	promptBytes := 0
 	for i, raw := range req.Messages {
 		role, content, msg := parseChatMessage(raw)
@@ -123,13 +129,25 @@ func (s *Server) completion(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		promptBytes += len(content)
-		if role == "user" {
+		switch role {
+		case "user":
 			user.WriteString(content)
 			user.WriteString("\n")
+		case "system":
+			system.WriteString(content)
+			system.WriteString("\n")
 		}
 	}
 
-	answer := s.fakeSummary(user.String())
+	var answer string
+	switch {
+	case s.opts.LLMAnswer != nil:
+		answer = s.opts.LLMAnswer(system.String(), user.String())
+	case schema != nil:
+		answer = s.fakeStructured(schema, user.String())
+	default:
+		answer = s.fakeSummary(user.String())
+	}
 	finish := "stop"
 	limit := int64(-1)
 	if req.MaxTokens != nil {

@@ -31,6 +31,7 @@ import (
 	"iter"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -271,7 +272,15 @@ func Fatal(err error) bool {
 
 type storeError struct{ err error }
 
-func (e *storeError) Error() string { return "store: " + e.err.Error() }
+// Error starts with "store: " once: pkg/store's errors already do, and a full
+// disk read "store: store: commit to ...".
+func (e *storeError) Error() string {
+	msg := e.err.Error()
+	if strings.HasPrefix(msg, "store: ") {
+		return msg
+	}
+	return "store: " + msg
+}
 func (e *storeError) Unwrap() error { return e.err }
 
 func storeErr(err error) error {
