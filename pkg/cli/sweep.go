@@ -61,6 +61,9 @@ Logs go to stderr (JSON unless stderr is a terminal); the run report goes to std
 				return err
 			}
 			opts.LeadIDs = ids
+			if opts.Full && len(ids) > 0 {
+				return usagef("--full walks every active lead and --lead-ids names some: use one of them")
+			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}

@@ -43,6 +43,8 @@ func TestSweepFlags(t *testing.T) {
 		{name: "no flags", args: "sweep", want: sweepOptions{Command: "sweep"}},
 		{name: "every flag", args: "sweep --json --limit 20 --lead-ids 101,102 --force --dry-run",
 			want: sweepOptions{Command: "sweep", JSON: true, Limit: 20, LeadIDs: []int64{101, 102}, Force: true, DryRun: true}},
+		{name: "full", args: "sweep --full", want: sweepOptions{Command: "sweep", Full: true}},
+		{name: "full and lead ids", args: "sweep --full --lead-ids 7", wantErr: "--full walks every active lead and --lead-ids names some: use one of them"},
 		{name: "lead ids with spaces", args: "sweep --lead-ids= 7 , 8 ", want: sweepOptions{Command: "sweep", LeadIDs: []int64{7, 8}}},
 		{name: "empty lead ids", args: "sweep --lead-ids=", want: sweepOptions{Command: "sweep"}},
 		{name: "lead id not a number", args: "sweep --lead-ids 1,x", wantErr: `--lead-ids: "x" is not a lead id`},

@@ -48,9 +48,14 @@ func (db *DB) Feed(ctx context.Context) (Feed, error) {
 	return f, nil
 }
 
+// seenTalksKept is how long a talk stays known: a talk silent for longer
+// counts as new again (one contacts/chats call), and the table stays small.
+const seenTalksKept = 90 * 24 * time.Hour
+
 // AdvanceFeed records a completed sweep in one transaction: the cursor
 // moves to its start, so does FullAt when it was a full pass, and the
-// leads to retry become the ones that failed in it.
+// leads to retry become the ones that failed in it. Talks not seen for 90
+// days are forgotten.
 func (db *DB) AdvanceFeed(ctx context.Context, runID string, start time.Time, full bool, failed []int64) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
 		now := ms64(db.now())
@@ -74,6 +79,9 @@ func (db *DB) AdvanceFeed(ctx context.Context, runID string, start time.Time, fu
 			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO sweep_retry (lead_id, run_id, added_at) VALUES (?, ?, ?)`, id, runID, now); err != nil {
 				return fmt.Errorf("store: replace the leads to retry: %w", err)
 			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM seen_talks WHERE seen_at < ?`, now-seenTalksKept.Milliseconds()); err != nil {
+			return fmt.Errorf("store: forget old talks: %w", err)
 		}
 		return nil
 	})
