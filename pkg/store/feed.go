@@ -153,12 +153,15 @@ func (db *DB) SeeTalks(ctx context.Context, talks []Talk) (int, error) {
 			if len(t.Contacts) > 0 {
 				contact = t.Contacts[0]
 			}
-			res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO seen_talks (talk_id, contact_id, seen_at) VALUES (?, ?, ?)`, t.ID, contact, now)
+			res, err := tx.ExecContext(ctx, `UPDATE seen_talks SET seen_at = ? WHERE talk_id = ?`, now, t.ID)
 			if err != nil {
 				return fmt.Errorf("store: record talk %d: %w", t.ID, err)
 			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				continue
+			if n, _ := res.RowsAffected(); n > 0 {
+				continue // known: its chat is in the cache already
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO seen_talks (talk_id, contact_id, seen_at) VALUES (?, ?, ?)`, t.ID, contact, now); err != nil {
+				return fmt.Errorf("store: record talk %d: %w", t.ID, err)
 			}
 			fresh++
 			for _, c := range t.Contacts {
