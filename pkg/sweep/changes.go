@@ -114,8 +114,13 @@ func (p *changes) incremental(ctx context.Context, r *run, feed store.Feed, send
 			// next sweep reads this window again.
 			p.keep = "a page of events failed: " + err.Error()
 			r.count(func(rep *Report) { rep.FeedError = err.Error() })
-			r.log.Warn("reading the events failed part way: the leads found so far are swept, and the next sweep reads the same events again",
-				"events_read", read, "err", err)
+			if read == 0 {
+				r.log.Warn("could not read the Events API: this sweep finds no changed lead there (the message log and the leads to retry are still swept); the next sweep reads the same window again, and a full pass comes every sweep.full_every",
+					"err", err)
+			} else {
+				r.log.Warn("reading the events failed part way: the leads found so far are swept, and the next sweep reads the same events again",
+					"events_read", read, "err", err)
+			}
 			break
 		}
 		read++

@@ -2,6 +2,7 @@ package sweep_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -158,5 +159,34 @@ func TestChangesRetriesFailuresAndKeepsTheCursor(t *testing.T) {
 	rep, err = e.run(t, sweep.Request{Producer: sweep.Changes(false)})
 	if !errors.As(err, &fl) || rep.Mode != "changes" || rep.LeadsScanned != 1 || rep.Failures[0].LeadID != bad.ID {
 		t.Fatalf("next sweep: %v, mode %q, scanned %d, failures %+v; want the failed lead again", err, rep.Mode, rep.LeadsScanned, rep.Failures)
+	}
+}
+
+// A page in the middle of the events walk fails: the leads of the pages
+// read are swept, the cursor stays, and the next sweep reads the whole
+// window again: every changed lead gets exactly one more note.
+func TestChangesPageFailsMidWalk(t *testing.T) {
+	e := changesEnv(t, fastFakes)
+	open := e.srv.OpenLeadsWithChats()
+	e.changes(t, false)
+	for i := range 120 { // more than a page of 100 events
+		l := open[i%len(open)]
+		e.srv.AddMessage(l.ChatIDs[0], fmt.Sprintf("message %d", i), i%2 == 0)
+	}
+	e.srv.FailEventsPage(2, 4)
+	rep := e.changes(t, false)
+	if rep.FeedError == "" || rep.EventsRead != 100 || rep.Summarized == 0 {
+		t.Fatalf("page 2 failed: feed error %q, %d events read, %d summarized", rep.FeedError, rep.EventsRead, rep.Summarized)
+	}
+	first := rep.Summarized
+	rep = e.changes(t, false)
+	if rep.FeedError != "" || rep.EventsRead != 120 || rep.Summarized+first != len(open) {
+		t.Fatalf("the next sweep: feed error %q, %d events read, %d summarized after %d; want all %d leads once",
+			rep.FeedError, rep.EventsRead, rep.Summarized, first, len(open))
+	}
+	for _, l := range open {
+		if n := len(e.srv.Notes(l.ID)); n != 2 {
+			t.Errorf("lead %d has %d notes, want 2", l.ID, n)
+		}
 	}
 }
