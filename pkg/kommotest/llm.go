@@ -71,6 +71,7 @@ type chatRequest struct {
 	MaxTokens           *int64            `json:"max_tokens"`
 	MaxCompletionTokens *int64            `json:"max_completion_tokens"`
 	Stream              bool              `json:"stream"`
+	ResponseFormat      *responseFormat   `json:"response_format"`
 }
 
 func (s *Server) completion(w http.ResponseWriter, r *http.Request) {
@@ -114,7 +115,13 @@ func (s *Server) completion(w http.ResponseWriter, r *http.Request) {
 		bad(fmt.Sprintf("Unsupported value: 'temperature' does not support %v with this model. Only the default (1) value is supported.", *req.Temperature), "temperature", "unsupported_value")
 		return
 	}
-	var user strings.Builder
+	if msg := checkFormat(req.Model, req.ResponseFormat); msg != "" {
+		bad(msg, "response_format", nil)
+		return
+	}
+	var user, system strings.Builder
+	firstUser := ""
+	retried := false
 	promptBytes := 0
 	for i, raw := range req.Messages {
 		role, content, msg := parseChatMessage(raw)
@@ -122,14 +129,37 @@ func (s *Server) completion(w http.ResponseWriter, r *http.Request) {
 			bad(fmt.Sprintf("Invalid 'messages[%d]': %s", i, msg), fmt.Sprintf("messages[%d]", i), nil)
 			return
 		}
+		s.logPrompt(content)
 		promptBytes += len(content)
-		if role == "user" {
+		switch role {
+		case "user":
+			if firstUser == "" {
+				firstUser = content
+			}
 			user.WriteString(content)
 			user.WriteString("\n")
+		case "system":
+			system.WriteString(content)
+		case "assistant":
+			retried = true
 		}
 	}
 
-	answer := s.fakeSummary(user.String())
+	var answer, refusal string
+	if wantsJSON(req.ResponseFormat, system.String()) {
+		switch {
+		case req.Model == FakeModelInvalid, req.Model == FakeModelInvalidOnce && !retried:
+			answer = `{"language": "en", "client_context": "` + FakeLLMMarker + ` cut off`
+		case req.Model == FakeModelRefuse:
+			refusal = "I'm sorry, I can't help with that."
+		case req.Model == FakeModelEmpty:
+			answer = ""
+		default:
+			answer = s.structuredAnswer(req.Model, system.String(), firstUser)
+		}
+	} else {
+		answer = s.fakeSummary(user.String())
+	}
 	finish := "stop"
 	limit := int64(-1)
 	if req.MaxTokens != nil {
@@ -170,7 +200,7 @@ func (s *Server) completion(w http.ResponseWriter, r *http.Request) {
 		"system_fingerprint": "fp_kommotest",
 		"choices": []any{map[string]any{
 			"index":         0,
-			"message":       map[string]any{"role": "assistant", "content": answer, "refusal": nil},
+			"message":       fakeMessage(answer, refusal),
 			"logprobs":      nil,
 			"finish_reason": finish,
 		}},
@@ -347,4 +377,13 @@ func cutBytes(s string, n int) string {
 		n--
 	}
 	return string(bytes.TrimRight([]byte(s[:n]), "\n"))
+}
+
+// fakeMessage is the choice's message: content, or a refusal with null
+// content as OpenAI's structured outputs send it.
+func fakeMessage(answer, refusal string) map[string]any {
+	if refusal != "" {
+		return map[string]any{"role": "assistant", "content": nil, "refusal": refusal}
+	}
+	return map[string]any{"role": "assistant", "content": answer, "refusal": nil}
 }
