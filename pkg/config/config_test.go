@@ -536,6 +536,8 @@ func TestExampleConfig(t *testing.T) {
 			got, err = strconv.Atoi(after)
 		case int64:
 			got, err = strconv.ParseInt(after, 10, 64)
+		case bool:
+			got, err = strconv.ParseBool(after)
 		case []string:
 			if strings.Join(want, ", ") != after {
 				t.Errorf("config.example.yaml:%d: %s states \"Default: %s\", the default is %s", i+1, k, after, strings.Join(want, ", "))

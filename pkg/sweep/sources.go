@@ -151,6 +151,10 @@ type chatFetch struct {
 	chat    summarize.Chat
 	state   store.ChatState
 	calls   int
+	// found: the watermark was found, and fresh holds the messages after
+	// it, oldest first (what a rolling update summarises).
+	found bool
+	fresh []summarize.Message
 }
 
 // newer orders messages by time, then id: the order of the watermark.
@@ -204,6 +208,7 @@ func fetchChat(ctx context.Context, src Source, leadID int64, ref ChatRef, prev 
 		}
 	}
 
+	f.found, f.fresh = found, fresh
 	var chat summarize.Chat
 	switch {
 	case found && len(fresh) == 0:
