@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -43,6 +44,7 @@ type Plan struct {
 	red      *redact.Redactor
 	prompt   summarize.StructuredPrompt
 	redacted []summarize.Chat
+	known    *knownText
 	// Rolling is true when the prompt updates a previous summary.
 	Rolling bool
 	// InputHash identifies the prompt: the same hash, the same answer.
@@ -123,10 +125,16 @@ type Result struct {
 	// why (the first answer's, or the fallback's reason).
 	Retried bool
 	Problem string
-	Calls   int
-	Usage   llm.Usage
-	Model   string
-	Format  llm.Format
+	// Raw is the model's answer before the injection guard and the
+	// evidence check (placeholders not restored), for eval.
+	Raw *summarize.Structured
+	// Injected is what the guard removed: values taken from messages that
+	// give the model instructions.
+	Injected summarize.Injected
+	Calls    int
+	Usage    llm.Usage
+	Model    string
+	Format   llm.Format
 }
 
 // CostUSD is what the calls cost.
@@ -188,14 +196,18 @@ func (p *Plan) Run(ctx context.Context, model LLM, at time.Time) (*Result, error
 	if s == nil {
 		return p.fallback(ctx, model, res)
 	}
+	res.Raw = s.Clone()
+	res.Injected = summarize.Guard(s, p.prompt)
 	if p.red != nil {
 		s.Strings(p.red.Restore)
 	}
+	s.Strings(p.keepKnownContacts)
 	unverified := summarize.Verify(s, p.prompt.Seen)
 	res.Summary = s
 	res.Rendered = summarize.Rendered{
 		Summary: s, Unverified: unverified, Changes: summarize.Diff(p.in.Previous, s),
 		Since: p.in.PreviousAt, Location: p.o.Prompt.Location,
+		Ignored: len(res.Injected.Facts) + min(len(res.Injected.NextStep), 1),
 	}
 	return res, nil
 }
@@ -226,4 +238,73 @@ func (p *Plan) fallback(ctx context.Context, model LLM, res *Result) (*Result, e
 	res.Format = llm.FormatText
 	res.Rendered = summarize.Rendered{Fallback: text, Lang: lang, Location: p.o.Prompt.Location}
 	return res, nil
+}
+
+var (
+	reOutPhone = regexp.MustCompile(`\+?\d[\d \-().]{7,20}\d`)
+	reOutURL   = regexp.MustCompile(`(?i)\b(?:https?://|www\.)[^\s,;"')]+`)
+)
+
+// keepKnownContacts removes from a summary's text the phone numbers and
+// links that no message of the chats (nor the previous summary) holds: a
+// model talked into adding a "call this number" line cannot put it in Kommo.
+func (p *Plan) keepKnownContacts(s string) string {
+	if !strings.ContainsAny(s, "0123456789") && !strings.Contains(strings.ToLower(s), "http") && !strings.Contains(strings.ToLower(s), "www.") {
+		return s
+	}
+	known := p.knownText()
+	s = reOutPhone.ReplaceAllStringFunc(s, func(m string) string {
+		d := onlyDigits(m)
+		if len(d) < 9 || strings.Contains(known.digits, d) {
+			return m
+		}
+		return "[removed]"
+	})
+	return reOutURL.ReplaceAllStringFunc(s, func(m string) string {
+		if strings.Contains(known.lower, strings.ToLower(m)) {
+			return m
+		}
+		return "[removed]"
+	})
+}
+
+type knownText struct{ digits, lower string }
+
+func (p *Plan) knownText() knownText {
+	if p.known != nil {
+		return *p.known
+	}
+	var b strings.Builder
+	for _, c := range p.in.Chats {
+		for _, ms := range [][]summarize.Message{c.Head, c.Tail} {
+			for _, m := range ms {
+				if summarize.Suspicious(m.Text) {
+					continue
+				}
+				b.WriteString(m.Text + " " + m.Sender + " ")
+				if m.Contact != nil {
+					b.WriteString(m.Contact.Phone + " ")
+				}
+			}
+		}
+	}
+	if prev := p.in.Previous; prev != nil {
+		prev.Clone().Strings(func(s string) string { b.WriteString(s + " "); return s })
+	}
+	k := knownText{digits: onlyDigits(b.String()), lower: strings.ToLower(b.String())}
+	// Digits of different messages run together in k.digits; a number
+	// spread over two messages is a false "known", which errs on the side
+	// of keeping text.
+	p.known = &k
+	return k
+}
+
+func onlyDigits(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if c >= '0' && c <= '9' {
+			b.WriteRune(c)
+		}
+	}
+	return b.String()
 }

@@ -1,6 +1,7 @@
 package summarize
 
 import (
+	"strconv"
 	"strings"
 	"time"
 )
@@ -11,7 +12,7 @@ type headings struct {
 	Kinds                                          map[string]string
 	Sentiments                                     map[string]string
 	Changed, Was, New, Unverified, NotInChat, None string
-	Fallback                                       string
+	Fallback, Ignored                              string
 }
 
 var headingsByLang = map[string]headings{
@@ -23,6 +24,7 @@ var headingsByLang = map[string]headings{
 		Unverified: "Unverified (the cited message is not in the chat; not written to the field)", NotInChat: "cites",
 		None:     "none",
 		Fallback: "Plain-text summary: the model's structured answer was invalid twice.",
+		Ignored:  "Ignored: %d value(s) taken from messages that give the model instructions (a prompt injection attempt?).",
 	},
 	"ru": {
 		Context: "Клиент", Facts: "Ключевые факты", Questions: "Открытые вопросы", NextStep: "Следующий шаг", Sentiment: "Настрой",
@@ -32,6 +34,7 @@ var headingsByLang = map[string]headings{
 		Unverified: "Не подтверждено (указанного сообщения нет в чате; в поле не записано)", NotInChat: "ссылка на",
 		None:     "нет",
 		Fallback: "Сводка простым текстом: структурированный ответ модели дважды не прошёл проверку.",
+		Ignored:  "Пропущено значений: %d — из сообщений, которые дают модели указания (попытка prompt injection?).",
 	},
 	"es": {
 		Context: "Contexto del cliente", Facts: "Datos clave", Questions: "Preguntas abiertas", NextStep: "Próximo paso", Sentiment: "Actitud",
@@ -41,6 +44,7 @@ var headingsByLang = map[string]headings{
 		Unverified: "Sin verificar (el mensaje citado no está en el chat; no se escribe en el campo)", NotInChat: "cita",
 		None:     "ninguna",
 		Fallback: "Resumen en texto plano: la respuesta estructurada del modelo fue inválida dos veces.",
+		Ignored:  "Ignorado: %d valor(es) de mensajes que dan instrucciones al modelo (¿inyección de prompt?).",
 	},
 	"pt": {
 		Context: "Contexto do cliente", Facts: "Fatos-chave", Questions: "Perguntas em aberto", NextStep: "Próximo passo", Sentiment: "Sentimento",
@@ -50,6 +54,7 @@ var headingsByLang = map[string]headings{
 		Unverified: "Não verificado (a mensagem citada não está no chat; não gravado no campo)", NotInChat: "cita",
 		None:     "nenhuma",
 		Fallback: "Resumo em texto simples: a resposta estruturada do modelo foi inválida duas vezes.",
+		Ignored:  "Ignorado: %d valor(es) de mensagens que dão instruções ao modelo (injeção de prompt?).",
 	},
 }
 
@@ -75,6 +80,9 @@ type Rendered struct {
 	// Lang then picks the headings.
 	Fallback string
 	Lang     string
+	// Ignored counts the values dropped because they came from messages
+	// that give the model instructions.
+	Ignored int
 }
 
 // Note is the note body: "What changed since dd.mm" first (when there was a
@@ -107,6 +115,9 @@ func (r Rendered) Note() string {
 		b.WriteString("\n")
 	}
 	b.WriteString(r.body(h, true))
+	if r.Ignored > 0 {
+		b.WriteString("\n\n" + strings.Replace(h.Ignored, "%d", strconv.Itoa(r.Ignored), 1))
+	}
 	if len(r.Unverified) > 0 {
 		b.WriteString("\n\n" + h.Unverified + ":")
 		for _, f := range r.Unverified {

@@ -38,6 +38,11 @@ type StructuredPrompt struct {
 	Tokens int
 	// Shown is how many messages the prompt shows.
 	Shown int
+
+	// The times of suspicious and of other messages, and the suspicious
+	// texts (normalised): what Guard needs.
+	suspectAt, cleanAt map[string]bool
+	suspectText        []string
 }
 
 // EstimateTokens guesses the tokens of s before a call, for the budget: a
@@ -151,18 +156,27 @@ func buildStructured(prev *Structured, prevAt time.Time, chats []Chat, o Options
 	}
 	fmt.Fprintf(&b, "<<<END-%s>>>", boundary)
 
-	p := StructuredPrompt{System: structuredSystem(o, boundary, prev != nil), User: b.String(), Seen: map[string]bool{}}
+	p := StructuredPrompt{System: structuredSystem(o, boundary, prev != nil), User: b.String(), Seen: map[string]bool{},
+		suspectAt: map[string]bool{}, cleanAt: map[string]bool{}}
 	for _, c := range chats {
 		for _, ms := range [][]Message{c.Head, c.Tail} {
 			for _, m := range ms {
-				p.Seen[m.Time.In(o.Location).Format("02.01 15:04")] = true
+				at := m.Time.In(o.Location).Format("02.01 15:04")
+				p.Seen[at] = true
 				p.Shown++
+				if Suspicious(m.Text) || Suspicious(m.Sender) {
+					p.suspectAt[at] = true
+					p.suspectText = append(p.suspectText, norm(m.Text))
+				} else {
+					p.cleanAt[at] = true
+				}
 			}
 		}
 	}
 	if prev != nil {
 		for _, f := range prev.Facts {
 			p.Seen[f.At] = true
+			p.cleanAt[f.At] = true
 		}
 	}
 	p.Tokens = EstimateTokens(p.System) + EstimateTokens(p.User)
