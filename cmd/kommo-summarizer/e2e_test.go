@@ -5,9 +5,9 @@ package main
 import (
 	"bytes"
 	"net/http"
-	"os/exec"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"sync"

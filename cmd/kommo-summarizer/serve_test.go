@@ -365,3 +365,88 @@ func TestServeAndSweepTogetherWriteOneNotePerChange(t *testing.T) {
 	}
 	assertNotes(t, w.srv, 1)
 }
+
+// The native-channels path end to end: a sweep says which leads it cannot
+// read and points to the webhooks; `webhooks install` registers serve; the
+// fake Kommo delivers the WhatsApp and Telegram messages as Kommo does
+// (batches, outgoing without a lead id, talk events, duplicates); the next
+// sweep summarises those leads from the log with no history call, while the
+// Chats API leads stay unchanged; a chat close summarises its lead once.
+func TestNativeChatsThroughWebhooks(t *testing.T) {
+	opts := fastFakes
+	opts.NativeLeads = 3
+	opts.WebhookDuplicateRate = 0.3
+	opts.WebhookRetryUnit = time.Millisecond
+	w := newWorld(t, opts, withServe("1s"))
+	w.login()
+	native := w.srv.NativeLeads()
+
+	rep, res := w.sweep()
+	// Leads whose contacts have no chat at all count too.
+	if res.code != 0 || rep.Unreadable < len(native) || !strings.Contains(res.stderr, "webhooks install") {
+		t.Fatalf("first sweep: exit %d, %d unreadable leads (want at least %d) and a warning naming `webhooks install`\n%s",
+			res.code, rep.Unreadable, len(native), tail(res.stderr))
+	}
+	chatless := rep.Unreadable - len(native)
+
+	s := w.startServe()
+	if res := w.run("webhooks", "install", "--url", s.url); res.code != 0 {
+		t.Fatalf("webhooks install: exit %d\n%s\n%s", res.code, res.stdout, tail(res.stderr))
+	}
+	for _, l := range native {
+		w.srv.ReplayNative(l.ID)
+	}
+	if err := w.srv.WaitWebhooks(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if st := w.srv.Stats(); st.WebhookDeliveries == 0 || st.WebhookFailures != 0 {
+		t.Fatalf("webhooks: %d delivered, %d failed", st.WebhookDeliveries, st.WebhookFailures)
+	}
+
+	w.srv.ResetStats()
+	rep, res = w.sweep()
+	if res.code != 0 || rep.Summarized != len(native) || rep.Unreadable != chatless {
+		t.Fatalf("sweep after the webhooks: exit %d, summarized %d (want %d), unreadable %d (want %d)\n%s",
+			res.code, rep.Summarized, len(native), rep.Unreadable, chatless, tail(res.stderr))
+	}
+	st := w.srv.Stats()
+	if want := len(w.srv.OpenLeadsWithChats()); rep.SkippedUnchanged != want {
+		t.Errorf("%d Chats API leads unchanged, want %d", rep.SkippedUnchanged, want)
+	}
+	for _, l := range native {
+		notes := w.srv.Notes(l.ID)
+		if len(notes) != 1 || !strings.Contains(notes[0].Text, "is covered from") {
+			t.Fatalf("native lead %d: notes %+v, want one summary from the log", l.ID, notes)
+		}
+	}
+	nativeChats := 0
+	for _, l := range native {
+		nativeChats += len(l.ChatIDs)
+	}
+	chats := 0
+	for _, l := range w.srv.OpenLeadsWithChats() {
+		chats += len(l.ChatIDs)
+	}
+	if st.HistoryCalls != chats {
+		t.Errorf("%d history calls, want %d (one per Chats API chat, none for the %d logged chats)", st.HistoryCalls, chats, nativeChats)
+	}
+
+	// A new message, then the chat closes: one more note after the debounce.
+	lead := native[0]
+	w.srv.AddNativeMessage(lead.ChatIDs[0], "Please send the invoice, we are ready to pay", true)
+	w.srv.CloseTalk(lead.ChatIDs[0])
+	closedAt := time.Now()
+	if err := w.srv.WaitWebhooks(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the close summary", 30*time.Second, func() bool {
+		if time.Since(closedAt) > 25*time.Second {
+			t.Log(tail(s.stderr.String()))
+		}
+		return len(w.srv.Notes(lead.ID)) == 2
+	})
+	if n := w.srv.Notes(lead.ID)[1].Text; !strings.Contains(n, "ready to pay") {
+		t.Errorf("the close summary does not know the new message:\n%s", n)
+	}
+	s.stop(t)
+}

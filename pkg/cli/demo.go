@@ -3,14 +3,18 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/config"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/kommotest"
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/serve"
 )
 
 type demoOptions struct {
@@ -44,7 +48,7 @@ Nothing outside a temporary directory is written.`,
 }
 
 func demoRun(ctx context.Context, opts *demoOptions) error {
-	srv, err := kommotest.Start(kommotest.Options{Seed: 1, Leads: opts.Leads})
+	srv, err := kommotest.Start(kommotest.Options{Seed: 1, Leads: opts.Leads, NativeLeads: min(2, opts.Leads/3)})
 	if err != nil {
 		return fmt.Errorf("start the fakes: %w", err)
 	}
@@ -98,6 +102,9 @@ func demoRun(ctx context.Context, opts *demoOptions) error {
 	if err := a.buildLLM(); err != nil {
 		return err
 	}
+	if err := demoWebhooks(ctx, out, a, srv); err != nil {
+		return err
+	}
 	so := &sweepOptions{IO: opts.IO, Global: opts.Global, Command: "sweep", JSON: opts.JSON}
 	if err := runSweep(ctx, a, so); err != nil {
 		return err
@@ -110,7 +117,11 @@ func demoRun(ctx context.Context, opts *demoOptions) error {
 		if len(notes) == 0 && !ok {
 			continue
 		}
-		fmt.Fprintf(out, "\n── Lead %d «%s»: %d note(s); field %d:\n%s\n", l.ID, l.Name, len(notes), fo.SummaryFieldID, indent(field))
+		via := "Chats API"
+		if len(l.ChatIDs) > 0 && srv.ChatOrigin(l.ChatIDs[0]) != "" {
+			via = srv.ChatOrigin(l.ChatIDs[0]) + " chat from the message log (webhooks)"
+		}
+		fmt.Fprintf(out, "\n── Lead %d «%s» (%s): %d note(s); field %d:\n%s\n", l.ID, l.Name, via, len(notes), fo.SummaryFieldID, indent(field))
 	}
 
 	// A second sweep shows the watermarks at work: nothing new, nothing spent.
@@ -118,4 +129,48 @@ func demoRun(ctx context.Context, opts *demoOptions) error {
 	rep2.JSON = false
 	fmt.Fprintln(out, "\nA second sweep right away (nothing new in any chat):")
 	return runSweep(ctx, a, &rep2)
+}
+
+// demoWebhooks runs serve's webhook endpoint in this process, registers it
+// with the fake Kommo as `webhooks install` would, and lets the fake deliver
+// its WhatsApp and Telegram chats, which the Chats API cannot read, into the
+// message log.
+func demoWebhooks(ctx context.Context, out io.Writer, a *app, srv *kommotest.Server) error {
+	native := srv.NativeLeads()
+	if len(native) == 0 {
+		return nil
+	}
+	acc, err := a.kommo.Account(ctx)
+	if err != nil {
+		return err
+	}
+	const secret = "demo-webhook-secret-0001"
+	hs, err := serve.New(serve.Options{DB: a.db, AccountID: acc.ID, WebhookSecret: secret, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- hs.Serve(sctx, ln) }()
+	defer func() { stop(); <-done }()
+	dest := "http://" + ln.Addr().String() + "/webhooks/kommo/" + secret + "/"
+	if err := srv.RegisterWebhook(dest, webhookEvents...); err != nil {
+		return err
+	}
+	for _, l := range native {
+		srv.ReplayNative(l.ID)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := srv.WaitWebhooks(wctx); err != nil {
+		return fmt.Errorf("the fake's webhooks: %w", err)
+	}
+	fmt.Fprintf(out, "%d leads chat on WhatsApp or Telegram through other integrations: the Chats API cannot read them,\n"+
+		"so the fake Kommo delivered their messages to serve's webhook (%d deliveries) and the sweep reads them from the log.\n\n",
+		len(native), srv.Stats().WebhookDeliveries)
+	return nil
 }

@@ -39,6 +39,12 @@ func printReport(w io.Writer, rep *sweep.Report, asJSON bool) error {
 	row("summarized", rep.Summarized)
 	row("skipped, unchanged", rep.SkippedUnchanged)
 	row("skipped, no chats", rep.SkippedNoChats)
+	if rep.SkippedNoText > 0 {
+		row("skipped, only media", rep.SkippedNoText)
+	}
+	if rep.SkippedBusy > 0 {
+		row("skipped, another run had it", rep.SkippedBusy)
+	}
 	if rep.SkippedBudget > 0 {
 		row("skipped, budget reached", rep.SkippedBudget)
 	}
@@ -80,6 +86,12 @@ func printReport(w io.Writer, rep *sweep.Report, asJSON bool) error {
 	for _, f := range rep.Failures {
 		fmt.Fprintf(w, "  failed: lead %d: %s\n", f.LeadID, f.Error)
 	}
+	if rep.Unreadable > 0 {
+		fmt.Fprintf(w, "\n%s contacts but no chat any source can read. WhatsApp, Telegram and Instagram\n"+
+			"chats of other integrations reach kommo-summarizer only through Kommo's webhooks: run\n"+
+			"'kommo-summarizer webhooks install' and keep 'kommo-summarizer serve' running, and their\n"+
+			"messages reach the message log from then on.\n", plural(rep.Unreadable, "lead has", "leads have"))
+	}
 	for _, l := range rep.Leads {
 		if l.Summary == "" {
 			continue
@@ -103,4 +115,11 @@ func joinIDs(ids []int64) string {
 		parts[i] = fmt.Sprint(id)
 	}
 	return strings.Join(parts, ", ")
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -119,6 +119,7 @@ environment variables (OPENAI_API_KEY for llm.api_key).
 		newStatusCmd(io, g),
 		newServeCmd(io, g, nil),
 		newDemoCmd(io, g),
+		newWebhooksCmd(io, g, nil),
 	)
 	for _, c := range root.Commands() {
 		c.Long = strings.TrimSpace(c.Long+"\n\n"+exitCodesHelp) + "\n"

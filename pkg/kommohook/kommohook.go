@@ -10,6 +10,7 @@
 package kommohook
 
 import (
+	"cmp"
 	"html"
 	"net/url"
 	"slices"
@@ -50,7 +51,7 @@ type Message struct {
 	// type is "outgoing" (never seen in the wild, handled anyway).
 	Outgoing bool
 	// Type is message_type (text, picture, voice, file, video, location,
-	// contact, sticker, ...); "text" when absent.
+	// contact, sticker, ...); when absent, attachment[type] or else "text".
 	Type      string
 	Text      string
 	CreatedAt time.Time // UTC, whole seconds
@@ -295,28 +296,33 @@ func (e *entry) required(field string) (string, error) {
 	return "", &ParseError{Key: e.key(field), Problem: "required"}
 }
 
-// leadID finds the lead of an entry from entity_id/element_id and their types.
-func (e *entry) leadID() (int64, error) {
+// entity finds the lead (or the contact) an entry is attached to from
+// entity_id/element_id and their types.
+func (e *entry) entity() (leadID, contactID int64, err error) {
 	field := "entity_id"
 	if e.fields[field] == "" {
 		field = "element_id"
 	}
 	id, err := e.optInt(field)
 	if err != nil || id == 0 {
-		return 0, err
+		return 0, 0, err
 	}
 	et, elt := e.fields["entity_type"], e.fields["element_type"]
 	switch {
 	case et == "lead" || et == "leads":
-		return id, nil
+		return id, 0, nil
+	case et == "contact" || et == "contacts":
+		return 0, id, nil
 	case et != "":
-		return 0, nil // contact, customer
+		return 0, 0, nil // customer
 	case elt == "2":
-		return id, nil
+		return id, 0, nil
+	case elt == "1":
+		return 0, id, nil
 	case elt != "":
-		return 0, nil
+		return 0, 0, nil
 	}
-	return id, nil // outgoing messages send element_id alone, and it is the lead
+	return id, 0, nil // outgoing messages send element_id alone, and it is the lead
 }
 
 func parseMessage(e *entry, outgoing bool) (Message, error) {
@@ -337,8 +343,12 @@ func parseMessage(e *entry, outgoing bool) (Message, error) {
 	if m.ContactID, err = e.optInt("contact_id"); err != nil {
 		return m, err
 	}
-	if m.LeadID, err = e.leadID(); err != nil {
+	var contact int64
+	if m.LeadID, contact, err = e.entity(); err != nil {
 		return m, err
+	}
+	if m.ContactID == 0 {
+		m.ContactID = contact // the official example has element_type 1 and no contact_id
 	}
 	if m.AuthorUserID, err = e.optInt("author][user_id"); err != nil {
 		return m, err
@@ -347,7 +357,8 @@ func parseMessage(e *entry, outgoing bool) (Message, error) {
 	m.Outgoing = outgoing || f["type"] == "outgoing"
 	m.Type = f["message_type"]
 	if m.Type == "" {
-		m.Type = "text"
+		// The official example has an attachment and no message_type.
+		m.Type = cmp.Or(f["attachment][type"], "text")
 	}
 	m.Text = f["text"]
 	m.AuthorID, m.AuthorType = f["author][id"], f["author][type"]
@@ -371,7 +382,7 @@ func parseTalk(e *entry, action string) (Talk, error) {
 	if t.ContactID, err = e.optInt("contact_id"); err != nil {
 		return t, err
 	}
-	if t.LeadID, err = e.leadID(); err != nil {
+	if t.LeadID, _, err = e.entity(); err != nil {
 		return t, err
 	}
 	if t.CreatedAt, err = e.unixTime("created_at", false); err != nil {

@@ -110,6 +110,24 @@ talk[add][0][is_read]=0`), &Delivery{
 			Talks: []Talk{{Action: "add", TalkID: 106564, ChatID: "c1", ContactID: 28771643,
 				LeadID: 23711835, InWork: true, Origin: "waba"}},
 		}},
+		{"the official amoCRM example: a contact chat without talk or contact ids", lines(`
+account[id]=5
+message[add][0][id]=amo12345-31ed-41af-am23-conf1504
+message[add][0][chat_id]=2f61amo-c914-r429-m4f1-4005c15o5n0f
+message[add][0][author][id]=7a389amo2-cr65-46m6-8216-06f39w12q3d8s
+message[add][0][author][name]=Ivan Ivanov
+message[add][0][text]=Hello World!
+message[add][0][created_at]=1580116931
+message[add][0][origin]=telegram
+message[add][0][attachment][type]=picture
+message[add][0][attachment][link]=https://amojo.amocrm.ru/attachments/db6a2cea/cc9a7fca/amocrm.gif
+message[add][0][element_id]=123456789
+message[add][0][element_type]=1`), &Delivery{AccountID: 5, Messages: []Message{{
+			ID: "amo12345-31ed-41af-am23-conf1504", ChatID: "2f61amo-c914-r429-m4f1-4005c15o5n0f", ContactID: 123456789,
+			Type: "picture", Text: "Hello World!", CreatedAt: time.Unix(1580116931, 0).UTC(),
+			AuthorID: "7a389amo2-cr65-46m6-8216-06f39w12q3d8s", AuthorName: "Ivan Ivanov", Origin: "telegram",
+			AttachmentType: "picture", AttachmentLink: "https://amojo.amocrm.ru/attachments/db6a2cea/cc9a7fca/amocrm.gif",
+		}}}},
 		{"empty body with account only", lines("account[id]=5"), &Delivery{AccountID: 5}},
 		{"other entities are ignored", lines(`
 account[id]=5
@@ -231,6 +249,27 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("Error() = %q, want %q", err.Error(), want)
 			}
 		})
+	}
+}
+
+func TestParseOddButValid(t *testing.T) {
+	d, err := Parse(lines(`
+account[id]=1
+message[add][0][id]=m
+message[add][0][chat_id]=c
+message[add][0][created_at]=1700000000
+message[add][0][type]=outgoing
+message[add][0][entity_type]=leads
+message[add][0][entity_id]=12
+message[add][0][talk_id]=
+message[add][0][author][name]=A &lt;b&gt; &amp;amp;`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := d.Messages[0]
+	// type=outgoing under message[add] has never been seen, but is taken at its word.
+	if !m.Outgoing || m.LeadID != 12 || m.TalkID != 0 || m.AuthorName != "A <b> &amp;" {
+		t.Errorf("parsed %+v", m)
 	}
 }
 

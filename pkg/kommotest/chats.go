@@ -175,7 +175,9 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request, scope, chatID s
 	c := s.acct.chats[chatID]
 	var out []any
 	switch {
-	case c == nil:
+	// A native chat is not in our channel's scope: for the channel it does not
+	// exist, which the history answers with 204 (kommo-webhooks.md §7.6).
+	case c == nil || c.origin != "":
 	case s.opts.HistoryOldestFirst:
 		for i := offset; i < len(c.msgs) && len(out) < limit; i++ {
 			out = append(out, messageJSON(c, c.msgs[i]))

@@ -43,6 +43,7 @@ type account struct {
 
 	seededNotes []*note
 	nextNoteID  int64
+	nextTalkID  int64
 
 	rng *mrand.Rand // continues after generation, for ids of added messages
 }
@@ -107,6 +108,15 @@ type chat struct {
 	client    participant
 	manager   participant
 	msgs      []*message // oldest first
+
+	// origin is "" for a chat of our own Chats API channel, or the channel of
+	// another integration (waba, telegram, ...) for a native chat, which only
+	// account webhooks tell about.
+	origin      string
+	leadID      int64 // the lead of a native chat's contact
+	talkID      int64 // the native chat's current talk; 0 before its first message
+	talkOpen    bool
+	talkCreated time.Time
 }
 
 type message struct {
@@ -417,6 +427,35 @@ func (g *gen) seedNotes() {
 				createdBy: l.responsible, responsibleUserID: l.responsible,
 			})
 			g.nextNote++
+		}
+	}
+}
+
+// nativeOrigins are the channels of other integrations native chats get, in turn.
+var nativeOrigins = []string{"waba", "telegram", "instagram_business", "com.amocrm.amocrmwa", "com.wazzup24.whatsapp"}
+
+const firstTalkID = 100001
+
+// markNative moves the chats of n open leads to channels of other
+// integrations. The leads are spread evenly over the open leads with chats,
+// and nothing is drawn from the generator, so the rest of the account is the
+// same whatever n is.
+func (a *account) markNative(n int) {
+	a.nextTalkID = firstTalkID
+	var eligible []*lead
+	for _, l := range a.leads {
+		if !l.closed() && len(a.leadChats(l)) > 0 {
+			eligible = append(eligible, l)
+		}
+	}
+	n = min(n, len(eligible))
+	k := 0
+	for i := range n {
+		l := eligible[i*len(eligible)/n]
+		for _, c := range a.leadChats(l) {
+			c.origin = nativeOrigins[k%len(nativeOrigins)]
+			c.leadID = l.id
+			k++
 		}
 	}
 }

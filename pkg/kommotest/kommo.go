@@ -638,7 +638,8 @@ func (s *Server) contactChats(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	var out []any
 	add := func(c *contact, ch *chat) {
-		if len(chatIDs) > 0 && !slices.Contains(chatIDs, ch.id) {
+		// Only chats of channels the integration has access to: never native ones.
+		if ch.origin != "" || (len(chatIDs) > 0 && !slices.Contains(chatIDs, ch.id)) {
 			return
 		}
 		out = append(out, map[string]any{"chat_id": ch.id, "contact_id": c.id, "id": ch.linkID})

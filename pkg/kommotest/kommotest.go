@@ -9,6 +9,11 @@
 // allowed requests per second (with the IP block that follows repeated 429s).
 // A client that passes against these fakes has met the documented contract,
 // not the fake's good will. See /work/shared/kommo-api.md for the sources.
+//
+// The REST fake also keeps the account webhooks registry, and sends account
+// webhooks (form bodies, as Kommo does, to loopback destinations only) for
+// chats on other integrations' channels (Options.NativeLeads): see
+// webhooks.go, delivery.go and /work/shared/kommo-webhooks.md.
 package kommotest
 
 import (
@@ -96,6 +101,26 @@ type Options struct {
 	// BadChats makes the history of these chats answer with the given status,
 	// as a chat with data the Chats API cannot serve would.
 	BadChats map[string]int
+
+	// NativeLeads is how many open leads chat on channels of other
+	// integrations (WhatsApp, Telegram, Instagram, ...) instead of our Chats
+	// API channel: GET /api/v4/contacts/chats does not list their chats, the
+	// Chats API history answers 204 for them, and only account webhooks
+	// carry their messages (see delivery.go); default 0.
+	NativeLeads int
+	// WebhookRetryUnit is Kommo's minute in the webhook retry schedule (5, 15,
+	// 15, 60 units) and the auto-disable window (120 units); default 1 min.
+	WebhookRetryUnit time.Duration
+	// WebhookTimeout is how long a webhook POST may take to be answered; default 2 s.
+	WebhookTimeout time.Duration
+	// WebhookBatch is the most messages and talks one webhook body carries; default 10.
+	WebhookBatch int
+	// WebhookDuplicateRate is the fraction of delivered bodies sent once more,
+	// one unit later, as Kommo's retries after a slow 200 do.
+	WebhookDuplicateRate float64
+	// WebhookDisableAfter: more invalid answers than this within 120 units
+	// disable the webhook; default 100.
+	WebhookDisableAfter int
 }
 
 func (o Options) withDefaults() Options {
@@ -141,6 +166,18 @@ func (o Options) withDefaults() Options {
 	if o.BlockFor <= 0 {
 		o.BlockFor = 10 * time.Minute
 	}
+	if o.WebhookRetryUnit <= 0 {
+		o.WebhookRetryUnit = time.Minute
+	}
+	if o.WebhookTimeout <= 0 {
+		o.WebhookTimeout = 2 * time.Second
+	}
+	if o.WebhookBatch <= 0 {
+		o.WebhookBatch = 10
+	}
+	if o.WebhookDisableAfter <= 0 {
+		o.WebhookDisableAfter = 100
+	}
 	return o
 }
 
@@ -178,6 +215,7 @@ type Server struct {
 
 	hooks      []*webhook // account webhooks, id order
 	nextHookID int64
+	dl         deliveries
 
 	// unknown lists the requests that matched no route of any fake.
 	unknown []string
@@ -198,6 +236,14 @@ type Stats struct {
 	PeakRESTPerSecond, PeakChatsPerSecond               int
 	NotesPosts, NotesCreated, LeadPatches, LeadsPatched int
 	HistoryCalls, ContactChatsCalls, LeadListCalls      int
+
+	// Account webhooks sent by the fake: POST attempts; bodies answered 2xx;
+	// attempts after a failure; attempts not answered 2xx in time (refused
+	// ones included); delivered bodies scheduled to be sent once more;
+	// bodies given up (retries exhausted, hook deleted or disabled); sends
+	// refused because the destination is not loopback; hooks disabled.
+	WebhookAttempts, WebhookDeliveries, WebhookRetries, WebhookFailures int
+	WebhookDuplicates, WebhookDropped, WebhookRefused, WebhooksDisabled int
 }
 
 // Lead is a synthetic lead as tests see it.
@@ -244,6 +290,7 @@ func start(opts Options, now func() time.Time) (*Server, error) {
 	}
 	s.notes = s.acct.seededNotes
 	s.nextNoteID = s.acct.nextNoteID
+	s.acct.markNative(opts.NativeLeads)
 
 	handlers := []http.Handler{
 		http.HandlerFunc(s.serveKommo),
@@ -266,8 +313,9 @@ func start(opts Options, now func() time.Time) (*Server, error) {
 	return s, nil
 }
 
-// Close shuts the three servers down and drops their open connections.
+// Close stops webhook deliveries, shuts the three servers down and drops their open connections.
 func (s *Server) Close() {
+	s.stopDeliveries()
 	for _, srv := range s.servers {
 		_ = srv.Close() // only listener errors, nothing a test could act on
 	}
@@ -304,7 +352,8 @@ func (s *Server) Leads() []Lead {
 }
 
 // OpenLeadsWithChats returns the leads that are not won or lost (142/143) and
-// have at least one chat with messages, in id order.
+// have at least one chat with messages on our own channel (native chats, see
+// NativeLeads, do not count), in id order.
 func (s *Server) OpenLeadsWithChats() []Lead {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -314,7 +363,7 @@ func (s *Server) OpenLeadsWithChats() []Lead {
 			continue
 		}
 		for _, c := range s.acct.leadChats(l) {
-			if len(c.msgs) > 0 {
+			if len(c.msgs) > 0 && c.origin == "" {
 				out = append(out, s.publicLead(l))
 				break
 			}

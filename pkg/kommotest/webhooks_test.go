@@ -73,7 +73,6 @@ func TestWebhooksValidation(t *testing.T) {
 		{"ftp", map[string]any{"destination": "ftp://127.0.0.1/x/", "settings": []string{"add_message"}}, [3]string{"0", "InvalidValue", "destination"}},
 		{"relative", map[string]any{"destination": "/hook/", "settings": []string{"add_message"}}, [3]string{"0", "InvalidValue", "destination"}},
 		{"cyrillic", map[string]any{"destination": "https://бот.рф/hook/", "settings": []string{"add_message"}}, [3]string{"0", "InvalidValue", "destination"}},
-		{"no trailing slash", map[string]any{"destination": "https://bot.example.com/hook", "settings": []string{"add_message"}}, [3]string{"0", "InvalidValue", "destination"}},
 		{"no settings", map[string]any{"destination": "https://bot.example.com/hook/"}, [3]string{"0", "NotBlank", "settings"}},
 		{"empty settings", map[string]any{"destination": "https://bot.example.com/hook/", "settings": []string{}}, [3]string{"0", "NotBlank", "settings"}},
 		{"unknown setting", map[string]any{"destination": "https://bot.example.com/hook/", "settings": []string{"add_message", "add_mesage"}}, [3]string{"0", "NotSupportedChoice", "settings.1"}},
@@ -92,6 +91,9 @@ func TestWebhooksValidation(t *testing.T) {
 		t.Errorf("ftp destination: %s", r.body)
 	}
 	wantStatus(t, send(t, "POST", api, `{"destination":"https://x.example.com/h/","settings":["add_message"]}`, bearer(s.LongLivedToken())...), 415)
+	// The official example, without a trailing slash.
+	wantStatus(t, send(t, "POST", api, map[string]any{"destination": "https://example.test", "settings": []string{"add_lead"}, "sort": 10}, h...), 201)
+	wantStatus(t, send(t, "DELETE", api, map[string]any{"destination": "https://example.test"}, h...), 204)
 
 	for i := range maxWebhooks {
 		wantStatus(t, send(t, "POST", api, map[string]any{"destination": fmt.Sprintf("https://h%d.example.com/h/", i),

@@ -277,10 +277,11 @@ func (db *DB) LogChats(ctx context.Context, leadID int64) ([]LogChat, error) {
 
 // LogHistory returns up to limit logged messages of the lead's chat, newest
 // first, after skipping the offset newest ones: the same paging as the Chats
-// API's history.
+// API's history. Messages of the same second (webhook times are whole
+// seconds) come in the reverse order of their arrival.
 func (db *DB) LogHistory(ctx context.Context, leadID int64, chatID string, offset, limit int) ([]LogMessage, error) {
 	rows, err := db.db.QueryContext(ctx, `SELECT `+logColumns+` FROM messages WHERE lead_id = ? AND chat_id = ?
-		ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, leadID, chatID, limitArg(limit), offset)
+		ORDER BY created_at DESC, rowid DESC LIMIT ? OFFSET ?`, leadID, chatID, limitArg(limit), offset)
 	if err != nil {
 		return nil, fmt.Errorf("store: read the log of chat %s: %w", chatID, err)
 	}
@@ -294,8 +295,8 @@ func (db *DB) LogHistory(ctx context.Context, leadID int64, chatID string, offse
 // LeadMessages returns the lead's latest limit logged messages, of all its
 // chats, oldest first.
 func (db *DB) LeadMessages(ctx context.Context, leadID int64, limit int) ([]LogMessage, error) {
-	rows, err := db.db.QueryContext(ctx, `SELECT * FROM (SELECT `+logColumns+` FROM messages WHERE lead_id = ?
-		ORDER BY created_at DESC, id DESC LIMIT ?) ORDER BY created_at, id`, leadID, limitArg(limit))
+	rows, err := db.db.QueryContext(ctx, `SELECT `+logColumns+` FROM (SELECT rowid AS seq, * FROM messages WHERE lead_id = ?
+		ORDER BY created_at DESC, rowid DESC LIMIT ?) ORDER BY created_at, seq`, leadID, limitArg(limit))
 	if err != nil {
 		return nil, fmt.Errorf("store: read the logged messages of lead %d: %w", leadID, err)
 	}

@@ -1,7 +1,6 @@
 package sweep
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -157,23 +156,20 @@ type chatFetch struct {
 	fresh []summarize.Message
 }
 
-// newer orders messages by time, then id: the order of the watermark.
-func newer(a, b summarize.Message) int {
-	return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.ID, b.ID))
-}
-
 // fetchChat reads a chat from the newest message back to the watermark, so a
 // chat that gained k messages costs about k/50 calls. The oldest messages
 // never change and the newest are cached, so only the new ones are fetched.
 //
 // Kommo's documentation does not promise the order of a history page, so
-// the newest message is the one with the greatest time (then id), and a
-// source that pages oldest first is read to its end.
+// the messages are put in time order, newest first, and a source that pages
+// oldest first is read to its end. Messages of the same time keep the
+// source's order (webhook times are whole seconds: the log keeps arrival
+// order), so the watermark's place among them decides what is new.
 func fetchChat(ctx context.Context, src Source, leadID int64, ref ChatRef, prev *store.ChatState, head, tail int) (chatFetch, error) {
 	f := chatFetch{ref: ref, source: src.Name()}
-	var read []summarize.Message
+	var read []summarize.Message // pages in the source's order
 	seen := map[string]bool{}
-	found := false
+	found, oldestFirst := false, false
 	for offset := 0; ; offset += PageSize {
 		page, err := src.History(ctx, leadID, ref.ID, offset, PageSize)
 		f.calls++
@@ -191,21 +187,21 @@ func fetchChat(ctx context.Context, src Source, leadID int64, ref ChatRef, prev 
 			}
 		}
 		found = found || hit
-		oldestFirst := len(page) > 1 && newer(page[0], page[len(page)-1]) < 0
+		oldestFirst = oldestFirst || (len(page) > 1 && page[0].Time.Before(page[len(page)-1].Time))
 		if (hit && !oldestFirst) || len(page) < PageSize {
 			break
 		}
 	}
-	slices.SortStableFunc(read, newer)
+	if oldestFirst {
+		slices.Reverse(read)
+	}
+	slices.SortStableFunc(read, func(a, b summarize.Message) int { return b.Time.Compare(a.Time) }) // newest first
 
 	var fresh []summarize.Message // after the watermark, oldest first
 	if found {
-		mark := summarize.Message{ID: prev.LastMsgID, Time: prev.LastMsgAt}
-		for _, m := range read {
-			if newer(m, mark) > 0 {
-				fresh = append(fresh, m)
-			}
-		}
+		i := slices.IndexFunc(read, func(m summarize.Message) bool { return m.ID == prev.LastMsgID })
+		fresh = slices.Clone(read[:i])
+		slices.Reverse(fresh)
 	}
 
 	f.found, f.fresh = found, fresh
@@ -236,7 +232,9 @@ func fetchChat(ctx context.Context, src Source, leadID int64, ref ChatRef, prev 
 	default:
 		// First sight of the chat, or its history no longer holds the
 		// watermark: everything was read, start over.
-		chat = summarize.NewChat("", read, head, tail)
+		all := slices.Clone(read)
+		slices.Reverse(all)
+		chat = summarize.NewChat("", all, head, tail)
 		f.changed = len(read) > 0
 	}
 	f.chat = chat
@@ -245,9 +243,7 @@ func fetchChat(ctx context.Context, src Source, leadID int64, ref ChatRef, prev 
 		return f, err
 	}
 	if len(read) > 0 {
-		if last := read[len(read)-1]; st.LastMsgID == "" || newer(last, summarize.Message{ID: st.LastMsgID, Time: st.LastMsgAt}) > 0 {
-			st.LastMsgID, st.LastMsgAt = last.ID, last.Time
-		}
+		st.LastMsgID, st.LastMsgAt = read[0].ID, read[0].Time
 	}
 	f.state = st
 	return f, nil
