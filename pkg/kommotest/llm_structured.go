@@ -2,6 +2,7 @@ package kommotest
 
 import (
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -20,7 +21,9 @@ import (
 //   - the previous summary of an update is kept, newer messages replacing
 //     one-value facts;
 //   - the language is the one the system message sets, else the chat's
-//     (Cyrillic or not).
+//     (Cyrillic or not);
+//   - the client context names the client side and quotes the last client
+//     message, as the plain fake summary does.
 //
 // Model names pick misbehaviours, so that a config can ask for them:
 //
@@ -196,6 +199,7 @@ func (s *Server) structuredAnswer(model, system, user string) string {
 	var clients []string
 	lines, cyr, pos, neg := 0, 0, 0, 0
 	var questions []string
+	lastClient := ""
 	for _, line := range strings.Split(chat, "\n") {
 		m := reLineAt.FindStringSubmatch(strings.ReplaceAll(line, "ˆ", " "))
 		if m == nil {
@@ -209,6 +213,9 @@ func (s *Server) structuredAnswer(model, system, user string) string {
 		client := !s.acct.userNames[name]
 		if client && !slices.Contains(clients, name) {
 			clients = append(clients, name)
+		}
+		if client && strings.TrimSpace(text) != "" {
+			lastClient = text
 		}
 		set := func(kind, value string, single bool) {
 			value = strings.TrimSpace(value)
@@ -280,7 +287,11 @@ func (s *Server) structuredAnswer(model, system, user string) string {
 		}
 	}
 	vip := strings.HasPrefix(out.ClientContext, "VIP")
-	out.ClientContext = FakeLLMMarker + " " + strings.Join(clients, ", ") + ": " + itoaInt(lines) + " messages in the prompt."
+	out.ClientContext = FakeLLMMarker + " " + strings.Join(clients, ", ") + ": " + itoaInt(lines) + " messages in the prompt"
+	if lastClient != "" {
+		out.ClientContext += fmt.Sprintf("; the last client message was %q", cutRunes(lastClient, 80))
+	}
+	out.ClientContext += "."
 	if vip {
 		out.ClientContext = "VIP client. " + out.ClientContext
 	}
