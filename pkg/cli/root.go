@@ -120,6 +120,7 @@ environment variables (OPENAI_API_KEY for llm.api_key).
 		newServeCmd(io, g, nil),
 		newDemoCmd(io, g),
 		newWebhooksCmd(io, g, nil),
+		newEvalCmd(io, g),
 	)
 	for _, c := range root.Commands() {
 		c.Long = strings.TrimSpace(c.Long+"\n\n"+exitCodesHelp) + "\n"

@@ -214,9 +214,6 @@ func (s *Server) structuredAnswer(model, system, user string) string {
 		if client && !slices.Contains(clients, name) {
 			clients = append(clients, name)
 		}
-		if client && strings.TrimSpace(text) != "" {
-			lastClient = text
-		}
 		set := func(kind, value string, single bool) {
 			value = strings.TrimSpace(value)
 			if value == "" {
@@ -242,6 +239,9 @@ func (s *Server) structuredAnswer(model, system, user string) string {
 				set("budget", v, true)
 			}
 			continue
+		}
+		if client && strings.TrimSpace(text) != "" {
+			lastClient = text
 		}
 		if model == FakeModelObey && reObeyVIP.MatchString(text) {
 			out.ClientContext = "VIP client. "
