@@ -194,3 +194,37 @@ func TestInjectionInTheChatDoesNotReachTheField(t *testing.T) {
 		t.Errorf("field:\n%s\nnote:\n%s", v, note)
 	}
 }
+
+// llm.language: auto writes each lead in its chat's language, headings
+// included; a configured language wins over the chat's.
+func TestLanguageAutoAndConfigured(t *testing.T) {
+	w := newWorld(t, kommotest.Options{Seed: 7, Leads: 6, RESTRateLimit: 50, ChatsRateLimit: 50}, func(cfg map[string]map[string]any) {
+		fast(cfg)
+		cfg["llm"]["language"] = "auto"
+	})
+	w.login()
+	lead := w.srv.OpenLeadsWithChats()[0]
+	for range 3 {
+		w.srv.AddMessage(lead.ChatIDs[0], "Hello, the decision maker is our CEO Mark Twain, please send the offer.", true)
+	}
+	if _, res := w.sweep("--lead-ids", itoa(lead.ID)); res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, tail(res.stderr))
+	}
+	note := w.srv.Notes(lead.ID)[0].Text
+	wantEN := strings.Contains(note, "Key facts:")
+	if !wantEN && !strings.Contains(note, "Ключевые факты:") {
+		t.Fatalf("no headings in either language:\n%s", note)
+	}
+	w.cfg["llm"]["language"] = "Spanish"
+	w.writeConfig()
+	if _, res := w.sweep("--lead-ids", itoa(lead.ID), "--force"); res.code != 0 {
+		t.Fatalf("exit %d\n%s", res.code, tail(res.stderr))
+	}
+	if note := w.srv.Notes(lead.ID)[1].Text; !strings.Contains(note, "Datos clave:") {
+		t.Errorf("llm.language Spanish, the note:\n%s", note)
+	}
+	prompts := w.srv.LLMPrompts()
+	if !strings.Contains(strings.Join(prompts, "\n"), "the language most of the chat's messages are written in") {
+		t.Error("language auto did not ask for the chat's language")
+	}
+}

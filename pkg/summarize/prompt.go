@@ -119,10 +119,15 @@ func userParts(chats []Chat, o Options) (string, []string) {
 		}
 		// Names are listed in the order they first speak, over all chats.
 		if m, ok := messageAt(chats[ref.chat], ref.idx); ok {
+			name := senderName(m)
+			if o.datamark {
+				// Names are chat data too: a name can carry an instruction.
+				name = mark(name)
+			}
 			if m.FromClient {
-				clients.add(senderName(m))
+				clients.add(name)
 			} else {
-				company.add(senderName(m))
+				company.add(name)
 			}
 		}
 	}
