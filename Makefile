@@ -25,9 +25,10 @@ vet:
 
 # Sweeps of 60 and 1,000 leads against the fakes with real latency and Kommo's
 # 7 requests/s, peak memory at 300 and 3,000 leads, a sweep of 1,000 leads from
-# the message log, and serve's webhook latency and ingest rate; about 16 minutes.
+# the message log, serve's webhook latency and ingest rate, and the quality
+# targets of `eval` against the fake LLM; about 16 minutes.
 # BENCH='Sweep/60' runs only the 60-lead one.
-BENCH ?= (Sweep|ServeWebhooks)
+BENCH ?= (Sweep|ServeWebhooks|Eval)
 bench:
 	$(GO) test -run '^$$' -bench 'Benchmark$(BENCH)' -benchtime 1x -timeout 40m ./cmd/kommo-summarizer/
 
