@@ -116,7 +116,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "eval: %d cases, %d summaries, %d LLM calls; model %s at %s; language %s\n\n",
 		len(r.Cases), r.Summaries, r.Calls, r.Model, r.BaseURL, r.Language)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "CASE\tMSGS\tSUMS\tVALID 1ST/RETRY/FALLBACK\tRECALL S/M/E\tSINGLE S/M/E\tSTALE\tOBEYED (RAW)\tPII\tLANG\tMAX PROMPT\tCOST $")
+	fmt.Fprintln(tw, "CASE\tMSGS\tSUMS\tVALID 1ST/RETRY/FALLBACK\tRECALL S/M/E\tSINGLE S/M/E\tSTALE\tOBEYED (RAW)\tPII\tLANG\tMAX PROMPT\tCASE COST $")
 	for _, c := range r.Cases {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d/%d/%d\t%s\t%s\t%d/%d\t%d/%d (%d)\t%d/%d\t%v\t%d\t%.5f\n",
 			c.Name, c.Messages, c.Summaries, c.FirstTry, c.AfterRetry, c.Fallbacks,
