@@ -131,7 +131,10 @@ type Result struct {
 	// Injected is what the guard removed: values taken from messages that
 	// give the model instructions.
 	Injected summarize.Injected
-	Calls    int
+	// Carried counts the previous summary's one-value facts that the
+	// update left out and that were put back.
+	Carried int
+	Calls   int
 	Usage    llm.Usage
 	Model    string
 	Format   llm.Format
@@ -202,6 +205,9 @@ func (p *Plan) Run(ctx context.Context, model LLM, at time.Time) (*Result, error
 		s.Strings(p.red.Restore)
 	}
 	s.Strings(p.keepKnownContacts)
+	if p.Rolling {
+		res.Carried = summarize.CarryForward(p.in.Previous, s)
+	}
 	unverified := summarize.Verify(s, p.prompt.Seen)
 	res.Summary = s
 	res.Rendered = summarize.Rendered{

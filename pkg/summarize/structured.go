@@ -286,3 +286,27 @@ func Diff(prev, cur *Structured) []Change {
 	}
 	return out
 }
+
+// CarryForward puts back into cur the budget, timeline and decision maker
+// of prev that cur lacks altogether: a rolling update may only change such
+// a fact (a newer message states another value), never lose it. It returns
+// how many facts it put back.
+func CarryForward(prev, cur *Structured) int {
+	if prev == nil || cur == nil {
+		return 0
+	}
+	n := 0
+	for _, kind := range []string{KindBudget, KindTimeline, KindDecisionMaker} {
+		if slices.ContainsFunc(cur.Facts, func(f Fact) bool { return f.Kind == kind }) {
+			continue
+		}
+		for i := len(prev.Facts) - 1; i >= 0; i-- {
+			if prev.Facts[i].Kind == kind {
+				cur.Facts = append(cur.Facts, prev.Facts[i])
+				n++
+				break
+			}
+		}
+	}
+	return n
+}

@@ -86,3 +86,11 @@ func TestStructuredPromptGolden(t *testing.T) {
 		t.Errorf("guard removed %+v, left %+v", got, s)
 	}
 }
+
+func TestCarryForward(t *testing.T) {
+	prev := &Structured{Facts: []Fact{{KindBudget, "5k", "01.11 10:00"}, {KindTimeline, "March", "01.11 10:01"}, {KindObjection, "price", "01.11 10:02"}}}
+	cur := &Structured{Facts: []Fact{{KindBudget, "8k", "05.11 10:00"}}}
+	if n := CarryForward(prev, cur); n != 1 || len(cur.Facts) != 2 || cur.Facts[1].Value != "March" || cur.Facts[0].Value != "8k" {
+		t.Fatalf("carried %d: %+v", n, cur.Facts)
+	}
+}
