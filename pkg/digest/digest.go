@@ -135,9 +135,9 @@ type Result struct {
 	// update left out and that were put back.
 	Carried int
 	Calls   int
-	Usage    llm.Usage
-	Model    string
-	Format   llm.Format
+	Usage   llm.Usage
+	Model   string
+	Format  llm.Format
 }
 
 // CostUSD is what the calls cost.
