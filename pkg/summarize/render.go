@@ -3,6 +3,7 @@ package summarize
 import (
 	"strconv"
 	"strings"
+	"text/template"
 	"time"
 )
 
@@ -85,6 +86,81 @@ type Rendered struct {
 	Ignored int
 }
 
+// The note and the field are rendered by these templates from a view
+// whose labels are already in the summary's language.
+var templates = template.Must(template.New("note").Parse(
+	`{{- if .Changes}}{{.H.Changed}}:
+{{range .Changes}}{{if .Old}}~ {{.Label}}: {{.New}} ({{$.H.Was}}: {{.Old}}){{else}}+ {{.Label}} ({{$.H.New}}): {{.New}}{{end}}
+{{end}}
+{{end}}{{template "body" .}}
+{{- if .Ignored}}
+
+{{.Ignored}}{{end}}
+{{- if .Unverified}}
+
+{{.H.Unverified}}:{{range .Unverified}}
+- {{.Label}}: {{.Value}} ({{$.H.NotInChat}} {{.At}}){{end}}{{end}}`))
+
+func init() {
+	template.Must(templates.New("body").Parse(
+		`{{with .Context}}{{$.H.Context}}: {{.}}
+{{end}}{{.H.Facts}}:{{range .Facts}}
+- {{.Label}}: {{.Value}}{{if $.Times}} ({{.At}}){{end}}{{else}} {{.H.None}}{{end}}
+{{.H.Questions}}:{{range .Questions}}
+- {{.}}{{else}} {{.H.None}}{{end}}
+{{.H.NextStep}}: {{.NextStep}}{{with .Sentiment}}
+{{$.H.Sentiment}}: {{.}}{{end}}`))
+	template.Must(templates.New("field").Parse(`{{template "body" .}}`))
+}
+
+// view is what the templates read.
+type view struct {
+	H          headings
+	Context    string
+	Facts      []labelled
+	Questions  []string
+	NextStep   string
+	Sentiment  string
+	Times      bool // facts show the time of their message
+	Changes    []Change
+	Ignored    string
+	Unverified []labelled
+}
+
+type labelled struct{ Label, Value, At string }
+
+func (r Rendered) view(times bool) view {
+	s := r.Summary
+	h := headingsFor(s.Language)
+	v := view{H: h, Context: s.ClientContext, Questions: s.OpenQuestions, Sentiment: h.Sentiments[s.Sentiment], Times: times}
+	for _, kind := range FactKinds {
+		for _, f := range s.Facts {
+			if f.Kind == kind {
+				v.Facts = append(v.Facts, labelled{h.label(kind), f.Value, f.At})
+			}
+		}
+	}
+	switch {
+	case s.NextStep.Action == "":
+		v.NextStep = h.None
+	case s.NextStep.Date != "":
+		v.NextStep = s.NextStep.Action + " — " + s.NextStep.Date
+	default:
+		v.NextStep = s.NextStep.Action
+	}
+	return v
+}
+
+func execute(name string, v view) string {
+	var b strings.Builder
+	if err := templates.ExecuteTemplate(&b, name, v); err != nil {
+		// The templates are fixed and the view holds only strings: an
+		// error here is a bug in this file.
+		panic("summarize: render " + name + ": " + err.Error())
+	}
+	return b.String()
+}
+
 // Note is the note body: "What changed since dd.mm" first (when there was a
 // previous summary and something changed), the summary, the unverified
 // facts last. NoteText adds the header.
@@ -92,39 +168,30 @@ func (r Rendered) Note() string {
 	if r.Summary == nil {
 		return headingsFor(r.Lang).Fallback + "\n\n" + r.Fallback
 	}
-	h := headingsFor(r.Summary.Language)
+	v := r.view(true)
+	h := v.H
 	loc := r.Location
 	if loc == nil {
 		loc = time.UTC
 	}
-	var b strings.Builder
 	if !r.Since.IsZero() && len(r.Changes) > 0 {
-		b.WriteString(strings.Replace(h.Changed, "%s", r.Since.In(loc).Format("02.01"), 1) + ":\n")
+		h.Changed = strings.Replace(h.Changed, "%s", r.Since.In(loc).Format("02.01"), 1)
 		for _, c := range r.Changes {
-			label := h.label(c.Label)
 			if c.Label == "sentiment" {
 				c.Old, c.New = h.Sentiments[c.Old], h.Sentiments[c.New]
 			}
-			switch {
-			case c.Old == "":
-				b.WriteString("+ " + label + " (" + h.New + "): " + c.New + "\n")
-			default:
-				b.WriteString("~ " + label + ": " + c.New + " (" + h.Was + ": " + c.Old + ")\n")
-			}
+			c.Label = h.label(c.Label)
+			v.Changes = append(v.Changes, c)
 		}
-		b.WriteString("\n")
 	}
-	b.WriteString(r.body(h, true))
+	v.H = h
 	if r.Ignored > 0 {
-		b.WriteString("\n\n" + strings.Replace(h.Ignored, "%d", strconv.Itoa(r.Ignored), 1))
+		v.Ignored = strings.Replace(h.Ignored, "%d", strconv.Itoa(r.Ignored), 1)
 	}
-	if len(r.Unverified) > 0 {
-		b.WriteString("\n\n" + h.Unverified + ":")
-		for _, f := range r.Unverified {
-			b.WriteString("\n- " + h.label(f.Kind) + ": " + f.Value + " (" + h.NotInChat + " " + f.At + ")")
-		}
+	for _, f := range r.Unverified {
+		v.Unverified = append(v.Unverified, labelled{h.label(f.Kind), f.Value, f.At})
 	}
-	return b.String()
+	return execute("note", v)
 }
 
 // Field is the text of the lead's summary field: the verified summary
@@ -133,7 +200,7 @@ func (r Rendered) Field(maxRunes int) string {
 	if r.Summary == nil {
 		return Cut(headingsFor(r.Lang).Fallback+"\n"+r.Fallback, maxRunes)
 	}
-	return Cut(r.body(headingsFor(r.Summary.Language), false), maxRunes)
+	return Cut(execute("field", r.view(false)), maxRunes)
 }
 
 func (h headings) label(kind string) string {
@@ -147,50 +214,4 @@ func (h headings) label(kind string) string {
 		return l
 	}
 	return kind
-}
-
-// body renders the summary; withTimes adds each fact's source time.
-func (r Rendered) body(h headings, withTimes bool) string {
-	s := r.Summary
-	var b strings.Builder
-	if s.ClientContext != "" {
-		b.WriteString(h.Context + ": " + s.ClientContext + "\n")
-	}
-	b.WriteString(h.Facts + ":")
-	n := 0
-	for _, kind := range FactKinds {
-		for _, f := range s.Facts {
-			if f.Kind != kind {
-				continue
-			}
-			n++
-			b.WriteString("\n- " + h.label(kind) + ": " + f.Value)
-			if withTimes {
-				b.WriteString(" (" + f.At + ")")
-			}
-		}
-	}
-	if n == 0 {
-		b.WriteString(" " + h.None)
-	}
-	b.WriteString("\n" + h.Questions + ":")
-	if len(s.OpenQuestions) == 0 {
-		b.WriteString(" " + h.None)
-	}
-	for _, q := range s.OpenQuestions {
-		b.WriteString("\n- " + q)
-	}
-	b.WriteString("\n" + h.NextStep + ": ")
-	switch {
-	case s.NextStep.Action == "":
-		b.WriteString(h.None)
-	case s.NextStep.Date != "":
-		b.WriteString(s.NextStep.Action + " — " + s.NextStep.Date)
-	default:
-		b.WriteString(s.NextStep.Action)
-	}
-	if sent := h.Sentiments[s.Sentiment]; sent != "" {
-		b.WriteString("\n" + h.Sentiment + ": " + sent)
-	}
-	return b.String()
 }
