@@ -31,7 +31,9 @@ var (
 	// Thousands written with spaces ("1 200 000") and dates are not phones.
 	reThousands = regexp.MustCompile(`^\d{1,3}(?: \d{3})+$`)
 	reDateLike  = regexp.MustCompile(`\d{1,2}\.\d{1,2}\.\d{2,4}`)
-	rePlace     = regexp.MustCompile(`\[(EMAIL|IBAN|CARD|PHONE)_(\d+)\]`)
+	// A placeholder as made, or in parentheses: the prompt writes brackets
+	// inside "[contact: ...]" and "[file: ...]" as parentheses.
+	rePlace = regexp.MustCompile(`[\[(](EMAIL|IBAN|CARD|PHONE)_(\d+)[\])]`)
 )
 
 // Redactor hides values and restores them. It is not safe for concurrent use.
@@ -76,14 +78,17 @@ func (r *Redactor) Redact(s string) string {
 	return s
 }
 
-// Restore puts the hidden values back into s. Placeholders this Redactor
-// did not make are left as they are.
+// Restore puts the hidden values back into s, "[PHONE_1]" and "(PHONE_1)"
+// alike. Placeholders this Redactor did not make are left as they are.
 func (r *Redactor) Restore(s string) string {
-	if !strings.Contains(s, "[") {
+	if !strings.ContainsAny(s, "[(") {
 		return s
 	}
 	return rePlace.ReplaceAllStringFunc(s, func(m string) string {
-		if v, ok := r.byPlace[m]; ok {
+		if m[0] != '[' && m[len(m)-1] == ']' || m[0] == '[' && m[len(m)-1] != ']' {
+			return m // mismatched brackets: not ours
+		}
+		if v, ok := r.byPlace["["+m[1:len(m)-1]+"]"]; ok {
 			return v
 		}
 		return m

@@ -46,3 +46,11 @@ func TestPlaceholdersAreStableAndCounted(t *testing.T) {
 		t.Errorf("Restore = %q", got)
 	}
 }
+
+func TestRestoreParenthesised(t *testing.T) {
+	r := New()
+	r.Redact("call +7 916 123-45-67")
+	if got := r.Restore("[contact: Ann, (PHONE_1)] or [PHONE_1), (PHONE_1]"); got != "[contact: Ann, +7 916 123-45-67] or [PHONE_1), (PHONE_1]" {
+		t.Errorf("Restore = %q", got)
+	}
+}

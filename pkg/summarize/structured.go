@@ -112,7 +112,7 @@ var (
 // schema: the fields and their types, the enums, the "at" and date formats.
 // A <think> block and ``` fences around the JSON are dropped; the datamark
 // (DataMark) is turned back into spaces; strings are put on one line and cut
-// to their bounds. ErrEmptyAnswer for an empty answer; otherwise a
+// to their bounds; repeated facts and questions are dropped. ErrEmptyAnswer for an empty answer; otherwise a
 // *ValidationError.
 func ParseStructured(raw string) (*Structured, error) {
 	raw = dropThinking(strings.TrimSpace(cutBytes(raw, maxAnswerToParse)))
@@ -165,7 +165,8 @@ func ParseStructured(raw string) (*Structured, error) {
 		case !reAt.MatchString(f.At):
 			probs = append(probs, fmt.Sprintf("key_facts[%d].at %q is not \"dd.mm HH:MM\" of a chat message", i, f.At))
 		default:
-			if len(facts) < maxFacts {
+			dup := slices.ContainsFunc(facts, func(g Fact) bool { return g.Kind == f.Kind && norm(g.Value) == norm(f.Value) })
+			if !dup && len(facts) < maxFacts {
 				facts = append(facts, f)
 			}
 		}
@@ -173,7 +174,8 @@ func ParseStructured(raw string) (*Structured, error) {
 	s.Facts = facts
 	qs := []string{}
 	for _, q := range s.OpenQuestions {
-		if q = clean(q, maxValueRunes); q != "" && len(qs) < maxQuestions {
+		q = clean(q, maxValueRunes)
+		if q != "" && len(qs) < maxQuestions && !slices.ContainsFunc(qs, func(x string) bool { return norm(x) == norm(q) }) {
 			qs = append(qs, q)
 		}
 	}
