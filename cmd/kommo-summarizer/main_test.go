@@ -11,31 +11,37 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/cli"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/kommotest"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/sweep"
 )
 
-// binPath is the kommo-summarizer binary built once for these tests: they
-// drive the real binary against the fakes over HTTP on 127.0.0.1.
+// binPath is the program these tests run, against the fakes over HTTP on
+// 127.0.0.1: this test binary itself, which is kommo-summarizer when mainEnv
+// is set (testscript's RunMain pattern, by hand). `go test` then builds the
+// program once, instead of once for the tests and again with `go build`.
 var binPath string
 
+// mainEnv makes the test binary run cli.Main instead of the tests.
+const mainEnv = "KOMMO_SUMMARIZER_TEST_MAIN"
+
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "kommo-summarizer-e2e-")
+	if os.Getenv(mainEnv) == "1" {
+		// As main does, and nothing else: m.Run would print PASS on stdout.
+		os.Exit(cli.Main(os.Args[1:], cli.System()))
+	}
+	exe, err := os.Executable()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(os.Stderr, "find the test binary:", err)
 		os.Exit(1)
 	}
-	binPath = filepath.Join(dir, "kommo-summarizer")
-	build := exec.Command("go", "build", "-o", binPath, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build the binary:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	binPath = exe
+	os.Exit(m.Run())
+}
+
+// progEnv is the whole environment of the program under test.
+func progEnv(home string) []string {
+	return []string{mainEnv + "=1", "PATH=" + os.Getenv("PATH"), "HOME=" + home, "TZ=UTC"}
 }
 
 // fast lifts the fakes' rate limits (and the client's pacing) for tests
@@ -60,12 +66,7 @@ type world struct {
 // config before it is written.
 func newWorld(t testing.TB, opts kommotest.Options, edit func(cfg map[string]map[string]any)) *world {
 	t.Helper()
-	srv, err := kommotest.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { srv.VerifyNoUnknown(t) })
+	srv := kommotest.StartT(t, opts)
 	fo := srv.Options()
 	w := &world{t: t, srv: srv, dir: t.TempDir()}
 	w.cfg = map[string]map[string]any{
@@ -116,7 +117,7 @@ type result struct {
 
 func (w *world) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(binPath, append([]string{"--config", w.cfgPath}, args...)...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + w.dir, "TZ=UTC"}
+	cmd.Env = progEnv(w.dir)
 	return cmd
 }
 
@@ -213,6 +214,6 @@ func itoa(n int64) string { return fmt.Sprint(n) }
 
 func exec_(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(name, args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(), "TZ=UTC"}
+	cmd.Env = progEnv(os.TempDir())
 	return cmd
 }

@@ -9,23 +9,10 @@ import (
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/kommotest"
 )
 
-// startFakes starts the kommotest fakes; the test fails if the client sends
-// a request to a route they do not know.
-func startFakes(t *testing.T, opts kommotest.Options) *kommotest.Server {
-	t.Helper()
-	srv, err := kommotest.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { srv.VerifyNoUnknown(t) })
-	return srv
-}
-
 // A channel disabled with the integration (or never connected since the
 // install) is named as such, with the command that fixes it; connect does.
 func TestDisconnectedChannel(t *testing.T) {
-	srv := startFakes(t, kommotest.Options{Leads: 5, ChatsRateLimit: -1, ChannelDisconnected: true})
+	srv := kommotest.StartT(t, kommotest.Options{Leads: 5, ChatsRateLimit: -1, ChannelDisconnected: true})
 	fo := srv.Options()
 	c, err := New(Options{BaseURL: srv.ChatsURL, ScopeID: srv.ScopeID(), ChannelSecret: fo.ChannelSecret, Retry: fastRetry})
 	if err != nil {
@@ -62,7 +49,7 @@ func TestDisconnectedChannel(t *testing.T) {
 // Location and contact messages carry their point and card (message[location]
 // and message[contact] of the history); the fake's account has some of each.
 func TestHistoryLocationAndContact(t *testing.T) {
-	srv := startFakes(t, kommotest.Options{ChatsRateLimit: -1})
+	srv := kommotest.StartT(t, kommotest.Options{ChatsRateLimit: -1})
 	fo := srv.Options()
 	c, err := New(Options{BaseURL: srv.ChatsURL, ScopeID: srv.ScopeID(), ChannelSecret: fo.ChannelSecret, Retry: fastRetry})
 	if err != nil {

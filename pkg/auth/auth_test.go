@@ -16,12 +16,7 @@ import (
 
 func setup(t *testing.T) (*kommotest.Server, *auth.Source, *kommo.Client) {
 	t.Helper()
-	srv, err := kommotest.Start(kommotest.Options{RESTRateLimit: -1, ChatsRateLimit: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { srv.VerifyNoUnknown(t) })
+	srv := kommotest.StartT(t, kommotest.Options{RESTRateLimit: -1, ChatsRateLimit: -1})
 	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "s.db"))
 	if err != nil {
 		t.Fatal(err)

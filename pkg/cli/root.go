@@ -64,24 +64,35 @@ func Main(args []string, io IO) int {
 	root.SetErr(io.ErrOut)
 	ctx, cancel := io.Context()
 	defer cancel()
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
 	}
 	code := exitCode(err)
-	fmt.Fprintf(io.ErrOut, "kommo-summarizer: %s\n", oneLine(err.Error()))
-	if hint := hintFor(code); hint != "" {
+	msg := oneLine(err.Error())
+	fmt.Fprintf(io.ErrOut, "kommo-summarizer: %s\n", msg)
+	if hint := hintFor(err, msg, cmd); hint != "" {
 		fmt.Fprintln(io.ErrOut, hint)
 	}
 	return code
 }
 
-func hintFor(code int) string {
-	switch code {
-	case ExitAuth:
-		return "Try: kommo-summarizer auth status"
-	case ExitUsage:
-		return "Try: kommo-summarizer --help, and config.example.yaml for every key"
+// hintFor returns the line printed under an error, or "" when the message
+// already says what to do: every credentials error (exit 4) ends with its own
+// advice (`auth login`, the key to check), and some config errors point at
+// config.example.yaml themselves. One hint, never two.
+func hintFor(err error, msg string, cmd *cobra.Command) string {
+	var ue *usageError
+	var ce *config.Error
+	switch {
+	case errors.As(err, &ue):
+		path := "kommo-summarizer"
+		if cmd != nil {
+			path = cmd.CommandPath()
+		}
+		return "Try: " + path + " --help"
+	case errors.As(err, &ce) && !strings.Contains(msg, "config.example.yaml"):
+		return "Try: config.example.yaml, which describes every key"
 	}
 	return ""
 }
@@ -105,7 +116,9 @@ environment variables (OPENAI_API_KEY for llm.api_key).
 ` + exitCodesHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       versionLine(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.PersistentFlags().StringVarP(&g.ConfigPath, "config", "c", "", "config file (YAML)")
 	root.PersistentFlags().StringVar(&g.LogLevel, "log-level", "", "debug, info, warn or error (default: log.level)")
 	root.PersistentFlags().StringVar(&g.LogFormat, "log-format", "", "auto, json or text (default: log.format; auto = json unless stderr is a terminal)")
@@ -120,12 +133,43 @@ environment variables (OPENAI_API_KEY for llm.api_key).
 		newServeCmd(io, g, nil),
 		newDemoCmd(io, g),
 		newWebhooksCmd(io, g, nil),
+		newBotCmd(io, g, nil, nil),
+		newWidgetCmd(io, g, nil),
+		newVersionCmd(io),
 		newEvalCmd(io, g),
 	)
 	for _, c := range root.Commands() {
 		c.Long = strings.TrimSpace(c.Long+"\n\n"+exitCodesHelp) + "\n"
 	}
+	refuseUnknownCommands(root)
 	return root
+}
+
+// refuseUnknownCommands makes each command that only groups others (the
+// root, auth) fail on an unknown subcommand with a usage error, exit 2.
+// Left to cobra, the root fails with a plain error (exit 1) and the others
+// print their help and exit 0. Without arguments they print their help.
+func refuseUnknownCommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		refuseUnknownCommands(sub)
+	}
+	if !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2 // cobra's own default, which SuggestionsFor does not apply
+	}
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+		}
+		return &usageError{msg}
+	}
+	c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 }
 
 // loadConfig reads the config and checks what the command needs.

@@ -8,7 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/admin"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/config"
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/salesbot"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/serve"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/sweep"
 )
@@ -28,6 +30,9 @@ func newServeCmd(io IO, g *globalOptions, runF func(context.Context, *serveOptio
   GET  /healthz                               200 once the server listens and the store is open
   POST /webhooks/kommo/{serve.webhook_secret}  Kommo's account webhooks (register them with
                                               'kommo-summarizer webhooks install')
+  POST /salesbot/widget_request               Salesbot's AI reply step (with kommo.client_secret;
+                                              'widget pack' builds the widget)
+  GET  /admin/                                the operator's page (with serve.admin_token)
 
 Webhook messages of WhatsApp, Telegram and Instagram chats go into the message log, which
 'sweep' and 'summarize' read with no API call. When a chat closes, its lead is summarised
@@ -67,10 +72,31 @@ func serveRun(ctx context.Context, opts *serveOptions) error {
 	if err != nil {
 		return err
 	}
+	mounts := map[string]http.Handler{}
+	var workers []func(context.Context) error
+	// The Salesbot widget needs the client secret that signs its requests;
+	// without it serve takes webhooks only.
+	var bot *salesbot.Service
+	if cfg.Kommo.ClientSecret != "" {
+		if bot, err = a.salesbotService(); err != nil {
+			return err
+		}
+		mounts["POST /salesbot/widget_request"] = bot.Handler()
+		workers = append(workers, bot.Run)
+	} else {
+		a.log.Info("the Salesbot widget is off: set kommo.client_secret to serve /salesbot/widget_request")
+	}
+	adminPage, err := a.adminHandler(bot)
+	if err != nil {
+		return err
+	}
+	if adminPage != nil {
+		mounts[admin.Prefix] = adminPage
+	}
 	srv, err := serve.New(serve.Options{
 		DB: a.db, AccountID: acc.ID, WebhookSecret: cfg.Serve.WebhookSecret,
 		MaxBodyBytes: cfg.Serve.MaxBodyBytes, CloseDebounce: cfg.Serve.CloseDebounce, Retention: cfg.Serve.MessageRetention,
-		Engine: sweep.New(eo), Mounts: map[string]http.Handler{}, Logger: a.log,
+		Engine: sweep.New(eo), Mounts: mounts, Workers: workers, Logger: a.log,
 	})
 	if err != nil {
 		return err

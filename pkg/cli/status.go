@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -56,7 +57,11 @@ func statusRun(ctx context.Context, opts *statusOptions) error {
 		if !r.FinishedAt.IsZero() {
 			dur = r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", r.ID, r.Command, r.StartedAt.UTC().Format(time.RFC3339), dur, r.Status, r.ExitCode)
+		exit := strconv.Itoa(r.ExitCode)
+		if r.Status == store.RunRunning || r.Status == store.RunKilled {
+			exit = "-" // none yet, or never recorded
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Command, r.StartedAt.UTC().Format(time.RFC3339), dur, r.Status, exit)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

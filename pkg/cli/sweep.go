@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -25,6 +26,8 @@ type sweepOptions struct {
 	Force   bool
 	DryRun  bool
 	RunID   string // set before the clients are built, so their log lines carry it
+
+	reported bool // the report is on stdout
 }
 
 func newSweepCmd(io IO, g *globalOptions, runF func(context.Context, *sweepOptions) error) *cobra.Command {
@@ -81,7 +84,19 @@ func parseIDs(s string) ([]int64, error) {
 	return ids, nil
 }
 
-func sweepRun(ctx context.Context, opts *sweepOptions) error {
+func sweepRun(ctx context.Context, opts *sweepOptions) (err error) {
+	if opts.JSON {
+		// A cron job that parses stdout gets a report also when the run
+		// could not start: the error says why.
+		defer func() {
+			if err != nil && !opts.reported {
+				rep := &sweep.Report{RunID: opts.RunID, Command: opts.Command, StartedAt: time.Now().UTC(), DryRun: opts.DryRun, Error: oneLine(err.Error())}
+				if perr := printReport(opts.IO.Out, rep, true); perr != nil {
+					err = errors.Join(err, perr)
+				}
+			}
+		}()
+	}
 	need := config.NeedKommo | config.NeedLLM | config.NeedStore
 	cfg, err := loadConfig(opts.IO, opts.Global, need)
 	if err != nil {
@@ -122,10 +137,14 @@ func runSweep(ctx context.Context, a *app, opts *sweepOptions) error {
 	if rep != nil {
 		rep.PeakRSSMiB = peakRSSMiB()
 	}
-	if rep != nil && rep.RunID != "" && (rep.LeadsScanned > 0 || runErr == nil || rep.Interrupted) {
+	if rep != nil && opts.JSON && runErr != nil && rep.Error == "" {
+		rep.Error = oneLine(runErr.Error())
+	}
+	if rep != nil && rep.RunID != "" && (opts.JSON || rep.LeadsScanned > 0 || runErr == nil || rep.Interrupted) {
 		if err := printReport(opts.IO.Out, rep, opts.JSON); err != nil {
 			return err
 		}
+		opts.reported = true
 	}
 	return runErr
 }

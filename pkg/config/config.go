@@ -6,8 +6,10 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -33,6 +35,9 @@ type Config struct {
 	Serve   Serve   `mapstructure:"serve"`
 	Bot     Bot     `mapstructure:"bot"`
 	Log     Log     `mapstructure:"log"`
+
+	// fileWarnings are Load's findings about the file itself, for Warnings.
+	fileWarnings []string
 }
 
 // Kommo is the account, its OAuth integration and the REST API limits.
@@ -245,9 +250,6 @@ const (
 	NeedStore
 	// NeedServe: serve.webhook_secret and a valid serve.listen.
 	NeedServe
-
-	// NeedAll is what a full sweep uses.
-	NeedAll = NeedKommo | NeedOAuthApp | NeedChats | NeedLLM | NeedStore
 )
 
 // NoteTypes are the Kommo note types a summary can be written as.
@@ -262,10 +264,50 @@ var (
 // in config.example.yaml), as an *Error. Values are always checked; need
 // decides which keys must be set.
 func (c *Config) Validate(need Need) error {
+	if err := c.checkFinite(); err != nil {
+		return err
+	}
 	for _, check := range []func(Need) *Error{c.validateKommo, c.validateChats, c.validateLLM, c.validateRest, c.validateServe} {
 		if err := check(need); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkFinite refuses NaN and infinities in every float key. They come first,
+// as a value that is not a number would from Load: NaN compares false with
+// everything, so it would slip through every range check below.
+func (c *Config) checkFinite() *Error {
+	v := reflect.ValueOf(*c)
+	for _, k := range leafKeys() {
+		if k.typ.Kind() != reflect.Float64 {
+			continue
+		}
+		if f := v.FieldByIndex(k.index).Float(); math.IsNaN(f) || math.IsInf(f, 0) {
+			return problem(k.name, "must be a finite number")
+		}
+	}
+	return nil
+}
+
+// minDuration is the smallest value of each duration key. Below a second a
+// timeout fails every request. The heartbeat ticks at an eighth of
+// lock_stale_after, and a run whose heartbeat is half of it late stops
+// writing: below 2s a busy store (a token refresh holds its write lock for
+// an HTTP call) would stop runs for nothing.
+var minDuration = map[string]time.Duration{
+	"kommo.timeout":           time.Second,
+	"llm.timeout":             time.Second,
+	"sweep.lock_stale_after":  2 * time.Second,
+	"serve.close_debounce":    time.Second,
+	"serve.message_retention": time.Hour,
+	"bot.handoff_quiet":       time.Minute,
+}
+
+func checkDuration(key string, d time.Duration, example string) *Error {
+	if least := minDuration[key]; d < least {
+		return problem(key, "must be at least %s, like %q", least, example)
 	}
 	return nil
 }
@@ -307,10 +349,8 @@ func (c *Config) validateKommo(need Need) *Error {
 		return problem("kommo.requests_per_second", "must be between 0.1 and 50")
 	case k.BatchSize < 1 || k.BatchSize > 250:
 		return problem("kommo.batch_size", "must be between 1 and 250")
-	case k.Timeout <= 0:
-		return problem("kommo.timeout", "must be a positive duration like \"30s\"")
 	}
-	return nil
+	return checkDuration("kommo.timeout", k.Timeout, "30s")
 }
 
 func (c *Config) validateChats(need Need) *Error {
@@ -368,10 +408,8 @@ func (c *Config) validateLLM(need Need) *Error {
 		return problem("llm.price_input_per_1m", "must not be negative")
 	case l.PriceOutputPer1M < 0:
 		return problem("llm.price_output_per_1m", "must not be negative")
-	case l.Timeout <= 0:
-		return problem("llm.timeout", "must be a positive duration like \"60s\"")
 	}
-	return nil
+	return checkDuration("llm.timeout", l.Timeout, "60s")
 }
 
 func (c *Config) validateRest(need Need) *Error {
@@ -410,8 +448,11 @@ func (c *Config) validateRest(need Need) *Error {
 		return problem("budget.max_usd_per_day", "must not be negative (0 means no cap)")
 	case c.Sweep.FetchWorkers < 1 || c.Sweep.FetchWorkers > 32:
 		return problem("sweep.fetch_workers", "must be between 1 and 32")
-	case c.Sweep.LockStaleAfter <= 0:
-		return problem("sweep.lock_stale_after", "must be a positive duration like \"2m\"")
+	}
+	if err := checkDuration("sweep.lock_stale_after", c.Sweep.LockStaleAfter, "2m"); err != nil {
+		return err
+	}
+	switch {
 	case !slices.Contains(logLevels, c.Log.Level):
 		return problem("log.level", "must be one of %s", strings.Join(logLevels, ", "))
 	case !slices.Contains(logFormats, c.Log.Format):
@@ -449,15 +490,17 @@ func (c *Config) validateServe(need Need) *Error {
 	if s.AdminToken != "" && len(s.AdminToken) < MinWebhookSecret {
 		return problem("serve.admin_token", "must be at least %d characters", MinWebhookSecret)
 	}
-	switch {
-	case s.CloseDebounce < time.Second:
-		return problem("serve.close_debounce", "must be at least 1s")
-	case s.MaxBodyBytes < 1024:
+	for _, d := range []struct {
+		key     string
+		v       time.Duration
+		example string
+	}{{"serve.close_debounce", s.CloseDebounce, "2m"}, {"serve.message_retention", s.MessageRetention, "2160h"}, {"bot.handoff_quiet", c.Bot.HandoffQuiet, "24h"}} {
+		if err := checkDuration(d.key, d.v, d.example); err != nil {
+			return err
+		}
+	}
+	if s.MaxBodyBytes < 1024 {
 		return problem("serve.max_body_bytes", "must be at least 1024")
-	case s.MessageRetention < time.Hour:
-		return problem("serve.message_retention", "must be at least 1h")
-	case c.Bot.HandoffQuiet < 0:
-		return problem("bot.handoff_quiet", "must not be negative")
 	}
 	return nil
 }
@@ -494,8 +537,11 @@ func (c *Config) Location() (*time.Location, error) {
 // Warnings returns one line for each secret that would travel over plain
 // http to a host that is not this machine. They are not errors: a test
 // server on the LAN is a legitimate choice.
+//
+// A config file that holds secrets and that other users can read is one
+// too, as ssh warns of a private key file.
 func (c *Config) Warnings() []string {
-	var out []string
+	out := slices.Clone(c.fileWarnings)
 	k := c.Kommo
 	if k.LongLivedToken != "" || k.AccessToken != "" || k.RefreshToken != "" || k.ClientSecret != "" {
 		if host, ok := plainRemote(k.BaseURL); ok {

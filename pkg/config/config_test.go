@@ -2,10 +2,13 @@ package config
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -247,7 +250,7 @@ func TestLoadErrors(t *testing.T) {
 	})
 }
 
-// valid returns a configuration that passes Validate(NeedAll).
+// valid returns a configuration that passes Validate(needAll).
 func valid() Config {
 	c := Default()
 	c.Kommo.BaseURL = "https://acme.kommo.com"
@@ -261,8 +264,8 @@ func valid() Config {
 }
 
 func TestValidate(t *testing.T) {
-	if err := func() *Config { c := valid(); return &c }().Validate(NeedAll); err != nil {
-		t.Fatalf("valid().Validate(NeedAll) = %v", err)
+	if err := func() *Config { c := valid(); return &c }().Validate(needAll); err != nil {
+		t.Fatalf("valid().Validate(needAll) = %v", err)
 	}
 	for _, tc := range []struct {
 		name   string
@@ -298,7 +301,10 @@ func TestValidate(t *testing.T) {
 		{"kommo rps high", 0, func(c *Config) { c.Kommo.RequestsPerSecond = 51 }, "kommo.requests_per_second: must be between 0.1 and 50"},
 		{"kommo rps edge", 0, func(c *Config) { c.Kommo.RequestsPerSecond = 0.1 }, ""},
 		{"batch_size", 0, func(c *Config) { c.Kommo.BatchSize = 251 }, "kommo.batch_size: must be between 1 and 250"},
-		{"kommo timeout", 0, func(c *Config) { c.Kommo.Timeout = 0 }, `kommo.timeout: must be a positive duration like "30s"`},
+		{"kommo timeout", 0, func(c *Config) { c.Kommo.Timeout = 0 }, `kommo.timeout: must be at least 1s, like "30s"`},
+		{"kommo timeout under a second", 0, func(c *Config) { c.Kommo.Timeout = 999 * time.Millisecond }, `kommo.timeout: must be at least 1s, like "30s"`},
+		{"kommo timeout edge", 0, func(c *Config) { c.Kommo.Timeout = time.Second }, ""},
+		{"kommo rps NaN", 0, func(c *Config) { c.Kommo.RequestsPerSecond = math.NaN() }, "kommo.requests_per_second: must be a finite number"},
 		{"chats base_url required", NeedChats, func(c *Config) { c.Chats.BaseURL = "" }, "chats.base_url: required"},
 		{"chats base_url URL", 0, func(c *Config) { c.Chats.BaseURL = "amojo" }, "chats.base_url: must be an http or https URL"},
 		{"channel_id", NeedChats, func(c *Config) { c.Chats.ChannelID = "" }, "chats.channel_id: required"},
@@ -322,7 +328,10 @@ func TestValidate(t *testing.T) {
 		{"concurrency", 0, func(c *Config) { c.LLM.Concurrency = 65 }, "llm.concurrency: must be between 1 and 64"},
 		{"price in", 0, func(c *Config) { c.LLM.PriceInputPer1M = -1 }, "llm.price_input_per_1m: must not be negative"},
 		{"price out", 0, func(c *Config) { c.LLM.PriceOutputPer1M = -1 }, "llm.price_output_per_1m: must not be negative"},
-		{"llm timeout", 0, func(c *Config) { c.LLM.Timeout = -time.Second }, `llm.timeout: must be a positive duration like "60s"`},
+		{"llm timeout", 0, func(c *Config) { c.LLM.Timeout = -time.Second }, `llm.timeout: must be at least 1s, like "60s"`},
+		{"temperature NaN", 0, func(c *Config) { c.LLM.Temperature = math.NaN() }, "llm.temperature: must be a finite number"},
+		{"price in NaN", 0, func(c *Config) { c.LLM.PriceInputPer1M = math.NaN() }, "llm.price_input_per_1m: must be a finite number"},
+		{"price out Inf", 0, func(c *Config) { c.LLM.PriceOutputPer1M = math.Inf(1) }, "llm.price_output_per_1m: must be a finite number"},
 		{"store path", NeedStore, func(c *Config) { c.Store.Path = "" }, "store.path: required"},
 		{"note_type", 0, func(c *Config) { c.Summary.NoteType = "call_in" },
 			"summary.note_type: must be one of common, service_message, extended_service_message"},
@@ -336,11 +345,14 @@ func TestValidate(t *testing.T) {
 		{"head_messages", 0, func(c *Config) { c.Summary.HeadMessages = 0 }, "summary.head_messages: must be at least 1"},
 		{"tail_messages", 0, func(c *Config) { c.Summary.TailMessages = 0 }, "summary.tail_messages: must be at least 1"},
 		{"fetch_workers", 0, func(c *Config) { c.Sweep.FetchWorkers = 33 }, "sweep.fetch_workers: must be between 1 and 32"},
-		{"lock_stale_after", 0, func(c *Config) { c.Sweep.LockStaleAfter = 0 }, `sweep.lock_stale_after: must be a positive duration like "2m"`},
+		{"lock_stale_after", 0, func(c *Config) { c.Sweep.LockStaleAfter = 0 }, `sweep.lock_stale_after: must be at least 2s, like "2m"`},
+		// 3ns passed once, and the heartbeat's ticker of a quarter of it panicked.
+		{"lock_stale_after 3ns", 0, func(c *Config) { c.Sweep.LockStaleAfter = 3 }, `sweep.lock_stale_after: must be at least 2s, like "2m"`},
+		{"lock_stale_after edge", 0, func(c *Config) { c.Sweep.LockStaleAfter = 10 * time.Second }, ""},
 		{"log level", 0, func(c *Config) { c.Log.Level = "verbose" }, "log.level: must be one of debug, info, warn, error"},
 		{"log format", 0, func(c *Config) { c.Log.Format = "xml" }, "log.format: must be one of auto, json, text"},
-		{"first problem wins", NeedAll, func(c *Config) { c.Log.Format = "xml"; c.Kommo.BaseURL = "" }, "kommo.base_url: required"},
-		{"first problem wins across sections", NeedAll, func(c *Config) { c.LLM.APIKey = ""; c.Chats.ChannelSecret = "" },
+		{"first problem wins", needAll, func(c *Config) { c.Log.Format = "xml"; c.Kommo.BaseURL = "" }, "kommo.base_url: required"},
+		{"first problem wins across sections", needAll, func(c *Config) { c.LLM.APIKey = ""; c.Chats.ChannelSecret = "" },
 			"chats.channel_secret: required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -365,6 +377,77 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("Key = %q, want %q", ce.Key, key)
 			}
 		})
+	}
+}
+
+// Every number key, present and future: a float that is not finite and a
+// duration under its minimum fail Validate, naming the key.
+func TestValidateEveryNumberKey(t *testing.T) {
+	set := func(c *Config, k key, v any) {
+		reflect.ValueOf(c).Elem().FieldByIndex(k.index).Set(reflect.ValueOf(v).Convert(k.typ))
+	}
+	for _, k := range leafKeys() {
+		switch {
+		case k.typ == durationType:
+			least, ok := minDuration[k.name]
+			if !ok || least <= 0 {
+				t.Errorf("%s: no minimum in minDuration", k.name)
+				continue
+			}
+			c := valid()
+			set(&c, k, least)
+			if err := c.Validate(needAll); err != nil {
+				t.Errorf("%s = %s (the minimum): %v", k.name, least, err)
+			}
+			for _, d := range []time.Duration{least - 1, 3, 0, -time.Second} {
+				c := valid()
+				set(&c, k, d)
+				wantError(t, c.Validate(needAll), k.name, "must be at least "+least.String())
+			}
+		case k.typ.Kind() == reflect.Float64:
+			for _, f := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+				c := valid()
+				set(&c, k, f)
+				wantError(t, c.Validate(needAll), k.name, "must be a finite number")
+			}
+		}
+	}
+}
+
+// Numbers as YAML and the environment spell them: NaN and infinities reach
+// Validate, which refuses them; a fraction or a boolean for a whole number
+// never gets past Load (mapstructure would read 2.5 as 2, true as 1).
+func TestLoadNumbers(t *testing.T) {
+	for _, k := range leafKeys() {
+		section, name, _ := strings.Cut(k.name, ".")
+		yaml := func(v string) string { return fmt.Sprintf("%s:\n  %s: %s\n", section, name, v) }
+		switch k.typ.Kind() {
+		case reflect.Float64:
+			for _, v := range []string{".nan", ".inf", "-.inf", ".NaN"} {
+				c := mustLoad(t, writeFile(t, yaml(v)), nil)
+				wantError(t, c.Validate(0), k.name, "must be a finite number")
+			}
+			for _, v := range []string{"nan", "Inf", "-inf"} {
+				c := mustLoad(t, "", []string{EnvName(k.name) + "=" + v})
+				wantError(t, c.Validate(0), k.name, "must be a finite number")
+			}
+			_, err := Load(writeFile(t, yaml("true")), nil)
+			wantError(t, err, k.name, "must be a number, got true")
+		case reflect.Int, reflect.Int64:
+			if k.typ == durationType {
+				continue
+			}
+			for _, v := range []string{"2.5", "-0.5", ".nan", ".inf", "1e30", "true"} {
+				_, err := Load(writeFile(t, yaml(v)), nil)
+				wantError(t, err, k.name, "must be a whole number, got ")
+			}
+			_, err := Load("", []string{EnvName(k.name) + "=2.5"})
+			wantError(t, err, k.name, `must be a whole number, got "2.5"`)
+			c := mustLoad(t, writeFile(t, yaml("12.0")), nil)
+			if got := reflect.ValueOf(*c).FieldByIndex(k.index).Int(); got != 12 {
+				t.Errorf("%s: 12.0 read as %d, want 12", k.name, got)
+			}
+		}
 	}
 }
 
@@ -420,6 +503,54 @@ func TestWarnings(t *testing.T) {
 	}
 }
 
+// A file that gives secrets a value and that the group or others can read
+// gets a warning naming the file and the fix, as ssh does for a key file.
+func TestWarningsFileMode(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no group and other mode bits")
+	}
+	for _, tc := range []struct {
+		name, body string
+		mode       os.FileMode
+		want       string // "" = no warning
+	}{
+		{"secret, 0644", "llm:\n  api_key: sk-1\n", 0o644, "(llm.api_key) and other users can read it (mode 0644): chmod 600 "},
+		{"secrets, group-readable", "kommo:\n  long_lived_token: t\n  client_secret: s\nchats:\n  channel_secret: c\n", 0o640,
+			"(kommo.client_secret, kommo.long_lived_token, chats.channel_secret) and other users can read it (mode 0640)"},
+		{"every secret key", "kommo:\n  client_secret: a\n  access_token: b\n  refresh_token: c\n", 0o604,
+			"(kommo.client_secret, kommo.access_token, kommo.refresh_token)"},
+		{"secret, 0600", "llm:\n  api_key: sk-1\n", 0o600, ""},
+		{"secret, 0400", "llm:\n  api_key: sk-1\n", 0o400, ""},
+		{"no secret, 0644", "llm:\n  model: m\n  api_key: \"\"\n", 0o644, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeFile(t, tc.body)
+			if err := os.Chmod(path, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			w := mustLoad(t, path, nil).Warnings()
+			if tc.want == "" {
+				if len(w) != 0 {
+					t.Fatalf("Warnings() = %q, want none", w)
+				}
+				return
+			}
+			if len(w) != 1 || !strings.HasPrefix(w[0], path+" holds secrets ") || !strings.Contains(w[0], tc.want) ||
+				!strings.HasSuffix(w[0], "chmod 600 "+path) {
+				t.Fatalf("Warnings() = %q, want one naming %s and containing %q", w, path, tc.want)
+			}
+		})
+	}
+	// A secret from the environment is not the file's.
+	path := writeFile(t, "llm:\n  model: m\n")
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if w := mustLoad(t, path, []string{"KOMMO_SUMMARIZER_LLM_API_KEY=sk-1"}).Warnings(); len(w) != 0 {
+		t.Fatalf("Warnings() = %q, want none", w)
+	}
+}
+
 func TestEnvName(t *testing.T) {
 	if got := EnvName("kommo.base_url"); got != "KOMMO_SUMMARIZER_KOMMO_BASE_URL" {
 		t.Fatalf("EnvName = %q", got)
@@ -433,6 +564,9 @@ func exampleKeys(t *testing.T) []string {
 	ct := reflect.TypeFor[Config]()
 	for i := range ct.NumField() {
 		sec := ct.Field(i)
+		if !sec.IsExported() {
+			continue // Load's own state, not a key
+		}
 		sname := sec.Tag.Get("mapstructure")
 		if sname == "" || sec.Type.Kind() != reflect.Struct {
 			t.Fatalf("Config.%s has no mapstructure tag or is not a section", sec.Name)
@@ -451,11 +585,17 @@ func exampleKeys(t *testing.T) []string {
 
 func TestExampleConfig(t *testing.T) {
 	path := filepath.Join("..", "..", "config.example.yaml")
-	c, err := Load(path, nil)
+	example, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A copy that only its owner can read, as the example tells: its
+	// placeholders are secrets, and a checkout is world-readable.
+	c, err := Load(writeFile(t, string(example)), nil)
 	if err != nil {
 		t.Fatalf("Load(%s): %v", path, err)
 	}
-	if err := c.Validate(NeedAll); err != nil {
+	if err := c.Validate(needAll); err != nil {
 		t.Fatalf("the example does not validate: %v", err)
 	}
 	if w := c.Warnings(); len(w) != 0 {
@@ -483,6 +623,9 @@ func TestExampleConfig(t *testing.T) {
 	defaults := map[string]any{}
 	def := reflect.ValueOf(Default())
 	for i := range def.NumField() {
+		if !def.Type().Field(i).IsExported() {
+			continue
+		}
 		sec := def.Type().Field(i).Tag.Get("mapstructure")
 		for j := range def.Field(i).NumField() {
 			defaults[sec+"."+def.Field(i).Type().Field(j).Tag.Get("mapstructure")] = def.Field(i).Field(j).Interface()
@@ -554,3 +697,6 @@ func TestExampleConfig(t *testing.T) {
 		t.Errorf("config.example.yaml states %d defaults, Config has %d keys", stated, len(defaults))
 	}
 }
+
+// needAll is every part of the configuration.
+const needAll = NeedKommo | NeedOAuthApp | NeedChats | NeedLLM | NeedStore

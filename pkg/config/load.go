@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -38,6 +40,7 @@ func EnvName(key string) string {
 // OPENAI_API_KEY (llm.api_key only), the defaults.
 func Load(path string, environ []string) (*Config, error) {
 	v := viper.New()
+	var fileWarnings []string
 
 	keys := leafKeys()
 	def := reflect.ValueOf(Default())
@@ -87,6 +90,9 @@ func Load(path string, environ []string) (*Config, error) {
 		if err := v.MergeConfigMap(file); err != nil {
 			return nil, &Error{Key: path, Problem: oneLine(err.Error())}
 		}
+		if w := exposedSecrets(path, fv); w != "" {
+			fileWarnings = append(fileWarnings, w)
+		}
 	}
 
 	// viper's AutomaticEnv reads the process environment; the environment is
@@ -108,11 +114,39 @@ func Load(path string, environ []string) (*Config, error) {
 
 	var c Config
 	hooks := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
-		strictDurationHook, mapstructure.StringToTimeDurationHookFunc()))
+		strictDurationHook, strictNumberHook, mapstructure.StringToTimeDurationHookFunc()))
 	if err := v.UnmarshalExact(&c, hooks); err != nil {
 		return nil, decodeError(err, v, keys, fromEnv, path)
 	}
+	c.fileWarnings = fileWarnings
 	return &c, nil
+}
+
+// secretKeys are the keys whose values give access to the account, the chat
+// history or the LLM bill.
+var secretKeys = []string{
+	"kommo.client_secret", "kommo.access_token", "kommo.refresh_token", "kommo.long_lived_token",
+	"chats.channel_secret", "llm.api_key",
+}
+
+// exposedSecrets returns a warning when the file at path, read into file,
+// gives secret keys a value and its group or other users may read it. Windows has no such mode bits.
+func exposedSecrets(path string, file *viper.Viper) string {
+	if runtime.GOOS == "windows" {
+		return ""
+	}
+	var secrets []string
+	for _, k := range secretKeys {
+		if file.GetString(k) != "" {
+			secrets = append(secrets, k)
+		}
+	}
+	fi, err := os.Stat(path)
+	if len(secrets) == 0 || err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s holds secrets (%s) and other users can read it (mode %04o): chmod 600 %s",
+		path, strings.Join(secrets, ", "), fi.Mode().Perm(), path)
 }
 
 // key is one leaf of Config: its dotted name and the path of struct fields
@@ -129,6 +163,9 @@ func leafKeys() []key {
 	ct := reflect.TypeFor[Config]()
 	for i := range ct.NumField() {
 		sec := ct.Field(i)
+		if !sec.IsExported() {
+			continue
+		}
 		for j := range sec.Type.NumField() {
 			f := sec.Type.Field(j)
 			out = append(out, key{
@@ -178,6 +215,35 @@ func strictDurationHook(from, to reflect.Type, data any) (any, error) {
 		return data, nil
 	}
 	return nil, errors.New("not a duration")
+}
+
+// strictNumberHook refuses what mapstructure would quietly bend into a
+// number: a fraction for a whole number ("batch_size: 2.5" would read as 2,
+// NaN and infinities as anything), and true or false (read as 1 or 0).
+// Strings (the environment) are left to mapstructure, which parses them.
+func strictNumberHook(from, to reflect.Type, data any) (any, error) {
+	if to == durationType {
+		return data, nil
+	}
+	switch to.Kind() {
+	case reflect.Int, reflect.Int64, reflect.Float64:
+	default:
+		return data, nil
+	}
+	switch from.Kind() {
+	case reflect.Bool:
+		return nil, errors.New("not a number")
+	case reflect.Float32, reflect.Float64:
+		if to.Kind() == reflect.Float64 {
+			return data, nil
+		}
+		// -2^63 and 2^63 are exact as float64; int64 holds [-2^63, 2^63).
+		f := reflect.ValueOf(data).Float()
+		if f != math.Trunc(f) || f < math.MinInt64 || f >= math.MaxInt64 {
+			return nil, errors.New("not a whole number")
+		}
+	}
+	return data, nil
 }
 
 // decodeError turns mapstructure's multi-line report into one *Error that

@@ -22,7 +22,7 @@ import (
 // LLM is what a digest needs from the model's client.
 type LLM interface {
 	Complete(ctx context.Context, system, user string) (*llm.Completion, error)
-	CompleteJSON(ctx context.Context, req llm.JSONRequest) (*llm.Completion, error)
+	CompleteStructured(ctx context.Context, req llm.JSONRequest) (*llm.Completion, error)
 }
 
 // Options shape every digest.
@@ -171,7 +171,7 @@ func (p *Plan) Run(ctx context.Context, model LLM, at time.Time) (*Result, error
 	msgs := []llm.Message{{Role: "system", Content: sys}, {Role: "user", Content: user}}
 	var s *summarize.Structured
 	for attempt := 0; attempt < 2 && s == nil; attempt++ {
-		comp, err := model.CompleteJSON(ctx, llm.JSONRequest{Messages: msgs, SchemaName: summarize.SchemaName, Schema: summarize.Schema()})
+		comp, err := model.CompleteStructured(ctx, llm.JSONRequest{Messages: msgs, SchemaName: summarize.SchemaName, Schema: summarize.Schema()})
 		add(comp)
 		if err != nil && !retryable(err) {
 			return res, err

@@ -95,11 +95,11 @@ func (r *recorder) Complete(ctx context.Context, system, user string) (*llm.Comp
 	return r.next.Complete(ctx, system, user)
 }
 
-func (r *recorder) CompleteJSON(ctx context.Context, req llm.JSONRequest) (*llm.Completion, error) {
+func (r *recorder) CompleteStructured(ctx context.Context, req llm.JSONRequest) (*llm.Completion, error) {
 	for _, m := range req.Messages {
 		r.keep(m.Content)
 	}
-	return r.next.CompleteJSON(ctx, req)
+	return r.next.CompleteStructured(ctx, req)
 }
 
 func (r *recorder) keep(texts ...string) {

@@ -8,19 +8,6 @@ import (
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/kommotest"
 )
 
-// startFakes starts the kommotest fakes; the test fails if the client sends
-// a request to a route they do not know.
-func startFakes(t *testing.T, opts kommotest.Options) *kommotest.Server {
-	t.Helper()
-	srv, err := kommotest.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { srv.VerifyNoUnknown(t) })
-	return srv
-}
-
 func fakeClient(t *testing.T, srv *kommotest.Server, guard *Guard) *Client {
 	t.Helper()
 	c, err := New(Options{BaseURL: srv.KommoURL, Tokens: StaticToken(srv.LongLivedToken()), Retry: fastRetry, Guard: guard})
@@ -33,9 +20,9 @@ func fakeClient(t *testing.T, srv *kommotest.Server, guard *Guard) *Client {
 // Notes of a lead the user may not see fail that lead with the reason; the
 // client goes on.
 func TestRightsForbiddenFailsOnlyThatLead(t *testing.T) {
-	probe := startFakes(t, kommotest.Options{Leads: 3})
+	probe := kommotest.StartT(t, kommotest.Options{Leads: 3})
 	leads := probe.Leads()
-	srv := startFakes(t, kommotest.Options{Leads: 3, RESTRateLimit: -1, NotesForbidden: []int64{leads[0].ID}})
+	srv := kommotest.StartT(t, kommotest.Options{Leads: 3, RESTRateLimit: -1, NotesForbidden: []int64{leads[0].ID}})
 	c := fakeClient(t, srv, nil)
 	ctx := context.Background()
 
@@ -64,7 +51,7 @@ func TestRightsForbiddenFailsOnlyThatLead(t *testing.T) {
 // The fake's IP block 403 (a problem document that says so) ends every call,
 // REST and token endpoint alike, through the one Guard they share.
 func TestIPBlockOnTheTokenEndpointStopsTheRESTClient(t *testing.T) {
-	srv := startFakes(t, kommotest.Options{Leads: 2, RESTRateLimit: 1, BlockAfter429s: 1})
+	srv := kommotest.StartT(t, kommotest.Options{Leads: 2, RESTRateLimit: 1, BlockAfter429s: 1})
 	fo := srv.Options()
 	guard := &Guard{}
 	c := fakeClient(t, srv, guard)

@@ -205,12 +205,3 @@ func (c *Client) UpdateLeads(ctx context.Context, leads []LeadUpdate) error {
 	_, err := c.do(ctx, http.MethodPatch, c.endpoint("/api/v4/leads", nil), leads, idempotent, nil)
 	return err
 }
-
-// UpdateLead updates one lead (the id in the body is ignored by Kommo).
-//
-// https://www.kommo.com/developers/content/api_v4/leads-api/
-func (c *Client) UpdateLead(ctx context.Context, lead LeadUpdate) error {
-	u := c.endpoint("/api/v4/leads/"+strconv.FormatInt(lead.ID, 10), nil)
-	_, err := c.do(ctx, http.MethodPatch, u, lead, idempotent, nil)
-	return err
-}

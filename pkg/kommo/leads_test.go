@@ -240,20 +240,6 @@ func TestLeadByID(t *testing.T) {
 	}
 }
 
-func TestUpdateLead(t *testing.T) {
-	c, mux, _ := setup(t, Options{})
-	h, n := counted(func(w http.ResponseWriter, r *http.Request) {
-		wantHeader(t, r, "Content-Type", "application/json")
-		wantJSONBody(t, r, `{"id":5,"custom_fields_values":[{"field_id":900001,"values":[{"value":"text"}]}]}`)
-		writeJSON(w, 200, `{"id":5,"updated_at":1700000000}`)
-	})
-	mux.HandleFunc("PATCH /api/v4/leads/5", h)
-	err := c.UpdateLead(context.Background(), LeadUpdate{ID: 5, CustomFieldsValues: []CustomFieldValue{{FieldID: 900001, Values: []FieldValue{{Value: "text"}}}}})
-	if err != nil || n.Load() != 1 {
-		t.Errorf("err %v after %d requests", err, n.Load())
-	}
-}
-
 func TestUpdateLeadsBatchBounds(t *testing.T) {
 	c, _, _ := setup(t, Options{}) // any request fails the test
 	if err := c.UpdateLeads(context.Background(), nil); err != nil {

@@ -9,19 +9,11 @@ import (
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/kommotest"
 )
 
-// fakeClient is a Client of a fresh fake Kommo account.
+// webhooksClient is a Client of a fresh fake Kommo account.
 func webhooksClient(t *testing.T) (*Client, *kommotest.Server) {
 	t.Helper()
-	srv, err := kommotest.Start(kommotest.Options{RESTRateLimit: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	c, err := New(Options{BaseURL: srv.KommoURL, Tokens: StaticToken(srv.LongLivedToken()), Retry: fastRetry})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, srv
+	srv := kommotest.StartT(t, kommotest.Options{RESTRateLimit: -1})
+	return fakeClient(t, srv, nil), srv
 }
 
 func TestWebhooksAgainstTheFake(t *testing.T) {

@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// The Kommo REST API v4 fake. What it checks and answers follows
-// /work/shared/kommo-api.md; the page of Kommo's documentation is named on each handler.
+// The Kommo REST API v4 fake. What it checks and answers follows Kommo's
+// documentation (https://www.kommo.com/developers/content/api_v4/); the page
+// is named on each handler.
 
 const (
 	unauthorizedDetail = "Invalid user name or password"
@@ -141,6 +142,9 @@ func (s *Server) routeREST(w http.ResponseWriter, r *http.Request, seg []string)
 		seg[1] = "{id}"
 		route = strings.Join(seg, "/")
 	}
+	if len(seg) == 4 && (seg[0] == "salesbot" || seg[0] == "marketingbot") && seg[2] == "continue" {
+		route = seg[0] + "/{bot}/continue/{id}"
+	}
 	switch r.Method + " " + route {
 	case "GET account":
 		s.getAccount(w, r)
@@ -160,6 +164,8 @@ func (s *Server) routeREST(w http.ResponseWriter, r *http.Request, seg []string)
 		s.postNotes(w, r, id)
 	case "GET contacts/chats":
 		s.contactChats(w, r)
+	case "POST salesbot/{bot}/continue/{id}", "POST marketingbot/{bot}/continue/{id}":
+		s.continueBot(w, r, seg[0], seg[1], seg[3])
 	case "GET webhooks":
 		s.listWebhooks(w, r)
 	case "POST webhooks":

@@ -8,12 +8,14 @@
 // maximum, expired or reused tokens, bad Chats API signatures, more than the
 // allowed requests per second (with the IP block that follows repeated 429s).
 // A client that passes against these fakes has met the documented contract,
-// not the fake's good will. See /work/shared/kommo-api.md for the sources.
+// not the fake's good will. The sources are Kommo's documentation:
+// https://www.kommo.com/developers/ (REST API v4, OAuth, the Chats API) and
+// https://developers.kommo.com/reference/ (the Chats API reference).
 //
 // The REST fake also keeps the account webhooks registry, and sends account
 // webhooks (form bodies, as Kommo does, to loopback destinations only) for
 // chats on other integrations' channels (Options.NativeLeads): see
-// webhooks.go, delivery.go and /work/shared/kommo-webhooks.md.
+// webhooks.go and delivery.go.
 package kommotest
 
 import (
@@ -68,6 +70,10 @@ type Options struct {
 	NotesFailAfterActRate float64
 	// LLM429First makes the first N chat completion calls answer 429.
 	LLM429First int
+	// LLMAnswer, when set, is the content of every chat completion answer,
+	// given the system and user messages (each message's text followed by a
+	// newline). Tests use it for long, handoff or malformed answers.
+	LLMAnswer func(system, user string) string
 	// LLMAnswerBytes, when > 0, makes every completion's text that many
 	// bytes long whatever max_tokens says, as a server that ignores the
 	// limit would.
@@ -84,6 +90,9 @@ type Options struct {
 	AfterNotes func()
 	// BeforeLeadsPatch is called when a PATCH of leads arrives, before anything is stored.
 	BeforeLeadsPatch func()
+	// ContinueFailFirst makes the first N Salesbot continue calls answer 503
+	// before acting on them.
+	ContinueFailFirst int
 	// HistoryOldestFirst makes chat history pages oldest first (offset
 	// counts from the oldest message). Kommo's only example is newest first,
 	// but its docs do not promise an order.
@@ -213,6 +222,7 @@ type Server struct {
 	restFail, chatsFail, notesFail *mrand.Rand
 	llmCalls                       int
 
+	bots       botState
 	hooks      []*webhook // account webhooks, id order
 	nextHookID int64
 	dl         deliveries
@@ -236,6 +246,9 @@ type Stats struct {
 	PeakRESTPerSecond, PeakChatsPerSecond               int
 	NotesPosts, NotesCreated, LeadPatches, LeadsPatched int
 	HistoryCalls, ContactChatsCalls, LeadListCalls      int
+	// WidgetRequests counts widget_request deliveries sent; ContinueCalls the
+	// continue calls received, ContinueRejected those answered 4xx or 503.
+	WidgetRequests, ContinueCalls, ContinueRejected int
 
 	// Account webhooks sent by the fake: POST attempts; bodies answered 2xx;
 	// attempts after a failure; attempts not answered 2xx in time (refused
@@ -465,18 +478,39 @@ func (s *Server) UnknownRequests() []string {
 	return append([]string(nil), s.unknown...)
 }
 
-// TB is the part of testing.TB that VerifyNoUnknown uses; *testing.T and
-// *testing.B have it. It keeps the testing package out of the demo binary.
-type TB interface {
+// Reporter is the part of testing.TB that VerifyNoUnknown uses. It and TB
+// keep the testing package out of the demo binary.
+type Reporter interface {
 	Helper()
 	Errorf(format string, args ...any)
+}
+
+// TB is the part of testing.TB that StartT uses; *testing.T and *testing.B
+// have it.
+type TB interface {
+	Reporter
+	Fatal(args ...any)
+	Cleanup(func())
+}
+
+// StartT starts the fakes for a test: they close when the test ends, and
+// the test fails if a client sent a request to a route they do not know.
+func StartT(t TB, opts Options) *Server {
+	t.Helper()
+	srv, err := Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { srv.VerifyNoUnknown(t) })
+	return srv
 }
 
 // VerifyNoUnknown fails t when any fake got a request for a route it does
 // not know (see UnknownRequests). Register it when the fakes start:
 //
 //	t.Cleanup(func() { srv.VerifyNoUnknown(t) })
-func (s *Server) VerifyNoUnknown(t TB) {
+func (s *Server) VerifyNoUnknown(t Reporter) {
 	t.Helper()
 	for _, r := range s.UnknownRequests() {
 		t.Errorf("kommotest: a request to an unknown route: %s", r)

@@ -71,7 +71,7 @@ type chatRequest struct {
 	MaxTokens           *int64            `json:"max_tokens"`
 	MaxCompletionTokens *int64            `json:"max_completion_tokens"`
 	Stream              bool              `json:"stream"`
-	ResponseFormat      *responseFormat   `json:"response_format"`
+	ResponseFormat      json.RawMessage   `json:"response_format"`
 }
 
 func (s *Server) completion(w http.ResponseWriter, r *http.Request) {
@@ -115,7 +115,12 @@ func (s *Server) completion(w http.ResponseWriter, r *http.Request) {
 		bad(fmt.Sprintf("Unsupported value: 'temperature' does not support %v with this model. Only the default (1) value is supported.", *req.Temperature), "temperature", "unsupported_value")
 		return
 	}
-	if msg := checkFormat(req.Model, req.ResponseFormat); msg != "" {
+	schema, problem := parseResponseFormat(req.ResponseFormat)
+	if problem != "" {
+		bad("Invalid 'response_format': "+problem, "response_format", nil)
+		return
+	}
+	if msg := refusedFormat(req.Model, schema); msg != "" {
 		bad(msg, "response_format", nil)
 		return
 	}
@@ -140,13 +145,17 @@ func (s *Server) completion(w http.ResponseWriter, r *http.Request) {
 			user.WriteString("\n")
 		case "system":
 			system.WriteString(content)
+			system.WriteString("\n")
 		case "assistant":
 			retried = true
 		}
 	}
 
 	var answer, refusal string
-	if wantsJSON(req.ResponseFormat, system.String()) {
+	switch {
+	case s.opts.LLMAnswer != nil:
+		answer = s.opts.LLMAnswer(system.String(), user.String())
+	case wantsSummaryJSON(schema, system.String()):
 		switch {
 		case req.Model == FakeModelInvalid, req.Model == FakeModelInvalidOnce && !retried:
 			answer = `{"language": "en", "client_context": "` + FakeLLMMarker + ` cut off`
@@ -157,7 +166,9 @@ func (s *Server) completion(w http.ResponseWriter, r *http.Request) {
 		default:
 			answer = s.structuredAnswer(req.Model, system.String(), firstUser)
 		}
-	} else {
+	case schema != nil:
+		answer = s.fakeStructured(schema, user.String())
+	default:
 		answer = s.fakeSummary(user.String())
 	}
 	finish := "stop"

@@ -79,54 +79,27 @@ func (s *Server) logPrompt(text string) {
 	l.mu.Unlock()
 }
 
-// responseFormat is the request's response_format.
-type responseFormat struct {
-	Type       string `json:"type"`
-	JSONSchema *struct {
-		Name   string          `json:"name"`
-		Strict *bool           `json:"strict"`
-		Schema json.RawMessage `json:"schema"`
-	} `json:"json_schema"`
-}
-
-// checkFormat answers what OpenAI answers for a bad response_format, and
-// what the misbehaving models refuse; "" when the format is fine.
-func checkFormat(model string, rf *responseFormat) string {
-	if rf == nil {
-		return ""
-	}
-	switch rf.Type {
-	case "text":
-	case "json_object":
-		if model == FakeModelNoFormat {
-			return "Invalid parameter: 'response_format' of type 'json_object' is not supported with this model."
-		}
-	case "json_schema":
-		if model == FakeModelNoSchema || model == FakeModelNoFormat {
-			return "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model."
-		}
-		if rf.JSONSchema == nil || rf.JSONSchema.Name == "" || len(rf.JSONSchema.Schema) == 0 {
-			return "Missing required parameter: 'response_format.json_schema.name' and 'schema'."
-		}
-		var sch map[string]any
-		if json.Unmarshal(rf.JSONSchema.Schema, &sch) != nil || sch["type"] != "object" {
-			return "Invalid schema for response_format: the root must be an object."
-		}
-		if rf.JSONSchema.Strict != nil && *rf.JSONSchema.Strict && sch["additionalProperties"] != false {
-			return "Invalid schema for response_format: In context=(), 'additionalProperties' is required to be supplied and to be false."
-		}
-	default:
-		return "Invalid value: '" + rf.Type + "'. Supported values are: 'json_object', 'json_schema', and 'text'."
+// refusedFormat is the 400 the misbehaving models answer for a
+// response_format they do not support; "" when the format is fine.
+func refusedFormat(model string, rs *responseSchema) string {
+	switch {
+	case rs == nil:
+	case rs.name == "json_object" && model == FakeModelNoFormat:
+		return "Invalid parameter: 'response_format' of type 'json_object' is not supported with this model."
+	case rs.name != "json_object" && (model == FakeModelNoSchema || model == FakeModelNoFormat):
+		return "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model."
 	}
 	return ""
 }
 
-// wantsJSON reports a request for the structured summary.
-func wantsJSON(rf *responseFormat, system string) bool {
-	if rf != nil && (rf.Type == "json_schema" || rf.Type == "json_object") {
+// wantsSummaryJSON reports a request for kommo-summarizer's structured
+// summary: its schema (deal_summary), or json_object or plain text with a
+// system message that asks for "one JSON object".
+func wantsSummaryJSON(rs *responseSchema, system string) bool {
+	if rs != nil && rs.name == "deal_summary" {
 		return true
 	}
-	return strings.Contains(system, "Answer with one JSON object")
+	return (rs == nil || rs.name == "json_object") && strings.Contains(system, "Answer with one JSON object")
 }
 
 type fakeFact struct {

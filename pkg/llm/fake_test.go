@@ -10,19 +10,6 @@ import (
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/kommotest"
 )
 
-// startFakes starts the kommotest fakes; the test fails if the client sends
-// a request to a route they do not know.
-func startFakes(t *testing.T, opts kommotest.Options) *kommotest.Server {
-	t.Helper()
-	srv, err := kommotest.Start(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { srv.VerifyNoUnknown(t) })
-	return srv
-}
-
 func fakeClient(t *testing.T, srv *kommotest.Server, edit func(*Options)) *Client {
 	t.Helper()
 	c, _ := newClient(t, srv.LLMURL, func(o *Options) {
@@ -52,7 +39,7 @@ func TestAnswersThatMustNotBecomeNotes(t *testing.T) {
 		{"cut at max_tokens", kommotest.Options{LLMFinishReason: "length"}, "length", "raise llm.max_tokens"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := startFakes(t, tc.opts)
+			srv := kommotest.StartT(t, tc.opts)
 			c := fakeClient(t, srv, nil)
 			got, err := c.Complete(context.Background(), "You summarize.", prompt)
 			var ae *AnswerError
@@ -67,7 +54,7 @@ func TestAnswersThatMustNotBecomeNotes(t *testing.T) {
 }
 
 func TestAnswerWithinTheLimitIsKept(t *testing.T) {
-	srv := startFakes(t, kommotest.Options{LLMAnswerBytes: MaxAnswerBytes(300)})
+	srv := kommotest.StartT(t, kommotest.Options{LLMAnswerBytes: MaxAnswerBytes(300)})
 	c := fakeClient(t, srv, nil)
 	got, err := c.Complete(context.Background(), "You summarize.", prompt)
 	if err != nil || len(got.Text) != MaxAnswerBytes(300) {
@@ -84,7 +71,7 @@ func TestMaxAnswerBytes(t *testing.T) {
 }
 
 func TestReasoningModels(t *testing.T) {
-	srv := startFakes(t, kommotest.Options{})
+	srv := kommotest.StartT(t, kommotest.Options{})
 	for _, model := range []string{"o1", "o3-mini", "o4-mini", "gpt-5", "gpt-5-mini", "gpt-5.2-chat-latest"} {
 		t.Run(model, func(t *testing.T) {
 			c := fakeClient(t, srv, func(o *Options) { o.Model = model })

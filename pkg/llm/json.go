@@ -13,7 +13,7 @@ import (
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/retry"
 )
 
-// Format is how CompleteJSON asks the server for JSON.
+// Format is how CompleteStructured asks the server for JSON.
 type Format string
 
 // The formats, best first. A server that refuses one (400 about
@@ -68,7 +68,7 @@ func (f *jsonFormat) downgrade(failed Format) bool {
 	return false
 }
 
-// CompleteJSON sends the conversation asking for an answer in req.Schema:
+// CompleteStructured sends the conversation asking for an answer in req.Schema:
 // response_format json_schema (strict) where the server takes it, else
 // json_object, else plain text (the prompt must then describe the JSON).
 // A 400 about response_format moves the client to the next format for good;
@@ -76,7 +76,7 @@ func (f *jsonFormat) downgrade(failed Format) bool {
 // against the schema here: the caller validates it.
 //
 // API: https://platform.openai.com/docs/api-reference/chat/create#chat-create-response_format
-func (c *Client) CompleteJSON(ctx context.Context, req JSONRequest) (*Completion, error) {
+func (c *Client) CompleteStructured(ctx context.Context, req JSONRequest) (*Completion, error) {
 	msgs := make([]openai.ChatCompletionMessageParamUnion, 0, len(req.Messages))
 	for _, m := range req.Messages {
 		switch m.Role {

@@ -20,7 +20,7 @@ var jsonReq = JSONRequest{
 
 // A server that refuses json_schema gets json_object, one that refuses
 // both gets no response_format; the client remembers.
-func TestCompleteJSONFallsBackThroughFormats(t *testing.T) {
+func TestCompleteStructuredFallsBackThroughFormats(t *testing.T) {
 	for _, tc := range []struct {
 		model string
 		want  Format
@@ -29,10 +29,10 @@ func TestCompleteJSONFallsBackThroughFormats(t *testing.T) {
 		{kommotest.FakeModelNoSchema, FormatJSONObject},
 		{kommotest.FakeModelNoFormat, FormatText},
 	} {
-		srv := startFakes(t, kommotest.Options{})
+		srv := kommotest.StartT(t, kommotest.Options{})
 		c := fakeClient(t, srv, func(o *Options) { o.Model = tc.model })
 		for range 2 {
-			out, err := c.CompleteJSON(context.Background(), jsonReq)
+			out, err := c.CompleteStructured(context.Background(), jsonReq)
 			if err != nil {
 				t.Fatalf("%s: %v", tc.model, err)
 			}
@@ -46,10 +46,10 @@ func TestCompleteJSONFallsBackThroughFormats(t *testing.T) {
 	}
 }
 
-func TestCompleteJSONRefusal(t *testing.T) {
-	srv := startFakes(t, kommotest.Options{})
+func TestCompleteStructuredRefusal(t *testing.T) {
+	srv := kommotest.StartT(t, kommotest.Options{})
 	c := fakeClient(t, srv, func(o *Options) { o.Model = kommotest.FakeModelRefuse })
-	_, err := c.CompleteJSON(context.Background(), jsonReq)
+	_, err := c.CompleteStructured(context.Background(), jsonReq)
 	var ae *AnswerError
 	if !errors.As(err, &ae) || ae.Reason != ReasonRefusal || !strings.Contains(err.Error(), "refused") {
 		t.Fatalf("err = %v", err)

@@ -147,7 +147,7 @@ type Client struct {
 	maxBody         int64 // what is read of an HTTP answer, error or not
 	policy          retry.Policy
 	log             *slog.Logger
-	format          jsonFormat // CompleteJSON's response_format
+	format          jsonFormat // CompleteStructured's response_format
 }
 
 // New returns a Client. It fails when Model is empty or BaseURL is not an
@@ -224,7 +224,7 @@ type Completion struct {
 	Model        string // the model that answered (may be more specific than the one asked for)
 	FinishReason string // "stop", or "length" when MaxTokens cut the answer
 	Usage        Usage
-	// Format is the response_format CompleteJSON used; empty for Complete.
+	// Format is the response_format CompleteStructured used; empty otherwise.
 	Format Format
 }
 

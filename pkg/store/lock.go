@@ -60,7 +60,8 @@ func getLock(ctx context.Context, q queryRower) (LockHolder, bool, error) {
 // AcquireLock takes it over if that run looks dead: its heartbeat is older
 // than staleAfter (staleAfter <= 0: never), or it runs on this host and its
 // process is gone (unix only; elsewhere the heartbeat alone decides).
-// Otherwise it returns a *LockedError. Zero PID, Host and StartedAt in h are
+// Otherwise it returns a *LockedError. A run whose lock is taken over is
+// recorded as RunKilled. Zero PID, Host and StartedAt in h are
 // this process, this host and now. Acquiring a lock the run already holds
 // renews it.
 func (db *DB) AcquireLock(ctx context.Context, h LockHolder, staleAfter time.Duration) error {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -119,9 +120,15 @@ func (db *DB) Ingest(ctx context.Context, ds []Delivery, o IngestOptions) (Inges
 					}
 					m.LeadID = id
 				}
-				added, err := insertMessage(ctx, tx, m, now)
+				echo, err := echoOfOurs(ctx, tx, m)
 				if err != nil {
 					return err
+				}
+				added := false
+				if !echo {
+					if added, err = insertMessage(ctx, tx, m, now); err != nil {
+						return err
+					}
 				}
 				if !added {
 					res.Duplicates++
@@ -174,6 +181,41 @@ func (db *DB) Ingest(ctx context.Context, ds []Delivery, o IngestOptions) (Inges
 		return err
 	})
 	return res, err
+}
+
+// OwnOrigin marks the messages that kommo-summarizer itself logs (the
+// Salesbot reply and the client message it answered).
+const OwnOrigin = "kommo-summarizer"
+
+// echoWindow is how far apart in time a webhook's message and our own
+// logged copy of it may be.
+const echoWindow = 10 * time.Minute
+
+// echoOfOurs reports whether a webhook's message is one we logged already:
+// the client's message the bot answered, or one bubble of the bot's reply
+// (Kommo sends each bubble back as an outgoing message, under its own id).
+func echoOfOurs(ctx context.Context, tx *sql.Tx, m LogMessage) (bool, error) {
+	text := strings.Join(strings.Fields(m.Text), " ")
+	if m.LeadID == 0 || text == "" {
+		return false, nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT text FROM messages WHERE lead_id = ? AND origin = ? AND direction = ?
+		AND created_at BETWEEN ? AND ?`, m.LeadID, OwnOrigin, m.Direction,
+		ms64(m.CreatedAt.Add(-echoWindow)), ms64(m.CreatedAt.Add(echoWindow)))
+	if err != nil {
+		return false, fmt.Errorf("store: look for our copy of message %s: %w", m.ID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ours string
+		if err := rows.Scan(&ours); err != nil {
+			return false, fmt.Errorf("store: look for our copy of message %s: %w", m.ID, err)
+		}
+		if strings.Contains(strings.Join(strings.Fields(ours), " "), text) {
+			return true, nil
+		}
+	}
+	return false, rows.Err()
 }
 
 // AddMessages logs messages that did not come from a webhook (the bot's own

@@ -160,3 +160,37 @@ func TestLogHistorySameSecondKeepsArrivalOrder(t *testing.T) {
 		t.Fatalf("LeadMessages = %+v, %v; want the last two in arrival order", msgs, err)
 	}
 }
+
+// Kommo sends the bot's reply back through the outgoing-message webhook, a
+// bubble at a time, and the client's message it answered through the
+// incoming one: both are copies of what the bot logged, and are not stored
+// again. A manager's message with other words is.
+func TestWebhookEchoesOfOurMessagesAreNotStoredTwice(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, filepath.Join(t.TempDir(), "s.db"))
+	at := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
+	ours := []LogMessage{
+		{ID: "our-in", ChatID: "c", LeadID: 5, Direction: DirectionIn, Text: "How much is delivery?", CreatedAt: at, Origin: OwnOrigin},
+		{ID: "our-out", ChatID: "c", LeadID: 5, Direction: DirectionOut, Text: "Delivery is free in Moscow.\nElsewhere it costs 500 rubles.", CreatedAt: at, Origin: OwnOrigin},
+	}
+	if _, err := db.AddMessages(ctx, ours); err != nil {
+		t.Fatal(err)
+	}
+	echo := func(id, dir, text string) LogMessage {
+		m := logMsg(id, "c", 5, dir, at.Add(2*time.Second))
+		m.Text = text
+		return m
+	}
+	res, err := db.Ingest(ctx, []Delivery{{Messages: []LogMessage{
+		echo("wh-in", DirectionIn, "How much is delivery?"),
+		echo("wh-b1", DirectionOut, "Delivery is free in Moscow."),
+		echo("wh-b2", DirectionOut, "Elsewhere it costs  500 rubles."),
+		echo("wh-mgr", DirectionOut, "I will call you in five minutes."),
+	}}}, IngestOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Added != 1 || res.Duplicates != 3 {
+		t.Fatalf("ingest: %+v; want the manager's message added and 3 echoes dropped", res)
+	}
+}

@@ -242,18 +242,6 @@ func (db *DB) Pendings(ctx context.Context) ([]Pending, error) {
 	return out, nil
 }
 
-// PendingFor returns the lead's pending summary, or nil, nil.
-func (db *DB) PendingFor(ctx context.Context, leadID int64) (*Pending, error) {
-	p, err := scanPending(db.db.QueryRowContext(ctx, `SELECT `+pendingColumns+` FROM pending WHERE lead_id = ?`, leadID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("store: read the pending summary of lead %d: %w", leadID, err)
-	}
-	return p, nil
-}
-
 // MarkNoted records that the note of run runID's pending summary is
 // confirmed in Kommo, with its id. It fails with ErrNotOwner when another run
 // took the summary over.

@@ -234,7 +234,7 @@ func raceRefresh(t *testing.T, startOther func(path, base string) (wait func() (
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "state.db")
 	a := openTest(t, path)
-	if err := a.SaveToken(ctx, Token{AccessToken: "A1", RefreshToken: "R1"}); err != nil {
+	if err := saveToken(ctx, a, Token{AccessToken: "A1", RefreshToken: "R1"}); err != nil {
 		t.Fatal(err)
 	}
 	srv := newRefreshServer(t)

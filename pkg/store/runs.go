@@ -23,8 +23,10 @@ type Run struct {
 const (
 	// RunRunning: the run has not finished (or died).
 	RunRunning = "running"
-	// RunKilled: the run died (or stopped answering) and another run took
-	// its lock or its pending summaries over.
+	// RunKilled: the run died without finishing (SIGKILL, a crash, a
+	// reboot) or stopped answering: AcquireLock and ClaimPendings record it
+	// when they take its lock or its work over (its next heartbeat then
+	// fails), and Runs reports it for a run whose process is gone.
 	RunKilled = "killed"
 )
 
@@ -126,8 +128,12 @@ func (db *DB) FinishRun(ctx context.Context, id, status string, exitCode int, re
 	})
 }
 
-// Runs returns the latest runs, newest first; limit <= 0 means all.
+// Runs returns the latest runs, newest first; limit <= 0 means all. A run
+// recorded as running is reported as RunKilled when, on this host, its
+// process is gone: a SIGKILL leaves no other trace, and a run killed after
+// the last takeover would read "running" forever.
 func (db *DB) Runs(ctx context.Context, limit int) ([]Run, error) {
+	host, _ := os.Hostname()
 	rows, err := db.db.QueryContext(ctx, `SELECT id, command, host, pid, status, exit_code, started_at, finished_at, report
 		FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?`, limitArg(limit))
 	if err != nil {
@@ -142,6 +148,9 @@ func (db *DB) Runs(ctx context.Context, limit int) ([]Run, error) {
 			return nil, fmt.Errorf("store: read runs: %w", err)
 		}
 		r.StartedAt, r.FinishedAt = fromMS(started), fromMS(finished)
+		if r.Status == RunRunning && host != "" && r.Host == host && r.PID > 0 && !processAlive(r.PID) {
+			r.Status = RunKilled
+		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {

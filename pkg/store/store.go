@@ -36,6 +36,12 @@ const busyTimeout = 10 * time.Second
 type DB struct {
 	db   *sql.DB
 	path string
+	// wsem queues this process's writers in Go: SQLite's busy handler makes
+	// a connection that finds the write lock taken sleep 1, 2, 5, 10, 25,
+	// 50, 100 ms between tries, which is most of a burst's latency (serve's
+	// handlers write before they answer). Other processes still meet the
+	// busy handler.
+	wsem chan struct{}
 
 	// Now returns the current time; tests replace it. Stored times are
 	// unix milliseconds, so they come back truncated to the millisecond.
@@ -77,7 +83,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	db := &DB{db: sqldb, path: path, Now: time.Now}
+	db := &DB{db: sqldb, path: path, Now: time.Now, wsem: make(chan struct{}, 1)}
 	if err := sqldb.PingContext(ctx); err != nil {
 		sqldb.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -93,9 +99,6 @@ func Open(ctx context.Context, path string) (*DB, error) {
 func (db *DB) Close() error {
 	return db.db.Close()
 }
-
-// Path returns the file the store was opened from.
-func (db *DB) Path() string { return db.path }
 
 type migration struct {
 	version int
@@ -180,6 +183,16 @@ func (db *DB) migrate(ctx context.Context) error {
 // IMMEDIATE, so the write lock is held from the first statement: what fn
 // reads cannot change under it. Errors of fn come back unwrapped.
 func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	t := time.NewTimer(busyTimeout)
+	defer t.Stop()
+	select {
+	case db.wsem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("store: %s is busy: another write of this process held it for %s", db.path, busyTimeout)
+	}
+	defer func() { <-db.wsem }()
 	tx, err := db.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin a write transaction on %s: %w", db.path, err)

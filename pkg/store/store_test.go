@@ -37,6 +37,24 @@ func (c *clock) Add(d time.Duration) {
 
 var t0 = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 
+// pendingFor returns the lead's pending summary, or nil.
+func pendingFor(t *testing.T, db *DB, leadID int64) (*Pending, error) {
+	t.Helper()
+	ps, err := db.Pendings(context.Background())
+	for _, p := range ps {
+		if p.LeadID == leadID {
+			return &p, err
+		}
+	}
+	return nil, err
+}
+
+// saveToken replaces the saved pair, as `auth login` does.
+func saveToken(ctx context.Context, db *DB, tok Token) error {
+	_, err := db.UpdateToken(ctx, func(Token, bool) (Token, bool, error) { return tok, true, nil })
+	return err
+}
+
 func openTest(t *testing.T, path string) *DB {
 	t.Helper()
 	if path == "" {
@@ -106,7 +124,7 @@ func TestOpen(t *testing.T) {
 	}
 
 	// Reopening applies nothing twice and keeps the data.
-	if err := db.SaveToken(ctx, Token{AccessToken: "a", RefreshToken: "r"}); err != nil {
+	if err := saveToken(ctx, db, Token{AccessToken: "a", RefreshToken: "r"}); err != nil {
 		t.Fatal(err)
 	}
 	db2 := openTest(t, path)
@@ -178,7 +196,7 @@ func TestToken(t *testing.T) {
 	}
 
 	exp := t0.Add(24 * time.Hour)
-	if err := db.SaveToken(ctx, Token{AccessToken: "a1", RefreshToken: "r1", ExpiresAt: exp}); err != nil {
+	if err := saveToken(ctx, db, Token{AccessToken: "a1", RefreshToken: "r1", ExpiresAt: exp}); err != nil {
 		t.Fatal(err)
 	}
 	want := Token{AccessToken: "a1", RefreshToken: "r1", ExpiresAt: exp, UpdatedAt: t0}
@@ -249,11 +267,11 @@ func TestPendingLifecycle(t *testing.T) {
 	for i := range want1.Chats {
 		want1.Chats[i].LeadID = 42
 	}
-	got, err := db.PendingFor(ctx, 42)
+	got, err := pendingFor(t, db, 42)
 	if err != nil || !reflect.DeepEqual(got, &want1) {
 		t.Fatalf("PendingFor(42) = %+v, %v\nwant %+v", got, err, &want1)
 	}
-	if got, err := db.PendingFor(ctx, 7); got != nil || err != nil {
+	if got, err := pendingFor(t, db, 7); got != nil || err != nil {
 		t.Fatalf("PendingFor(7) = %+v, %v, want nil, nil", got, err)
 	}
 	all, err := db.Pendings(ctx)
@@ -275,7 +293,7 @@ func TestPendingLifecycle(t *testing.T) {
 	if err := db.AddPending(ctx, Pending{RequestID: "r6", LeadID: 46, Chats: []ChatState{{LeadID: 1, ChatID: "c"}}}); err == nil {
 		t.Fatal("AddPending accepted a chat of another lead")
 	}
-	if got, _ := db.PendingFor(ctx, 42); got.RequestID != "r1" {
+	if got, _ := pendingFor(t, db, 42); got.RequestID != "r1" {
 		t.Fatalf("the failed AddPending replaced r1: %+v", got)
 	}
 
@@ -289,7 +307,7 @@ func TestPendingLifecycle(t *testing.T) {
 	if err := db.MarkNoted(ctx, "run-1", "r1", 777); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := db.PendingFor(ctx, 42); got.State != StateNoted || got.NoteID != 777 {
+	if got, _ := pendingFor(t, db, 42); got.State != StateNoted || got.NoteID != 777 {
 		t.Fatalf("after MarkNoted: %+v", got)
 	}
 
@@ -304,7 +322,7 @@ func TestPendingLifecycle(t *testing.T) {
 	if states, _ := db.ChatStates(ctx, 42); len(states) != 0 {
 		t.Fatalf("a failed Complete left chat states: %+v", states)
 	}
-	if got, _ := db.PendingFor(ctx, 42); got == nil {
+	if got, _ := pendingFor(t, db, 42); got == nil {
 		t.Fatal("a failed Complete deleted the pending row")
 	}
 	if _, err := db.db.ExecContext(ctx, `DROP TRIGGER fail_summary`); err != nil {
@@ -328,7 +346,7 @@ func TestPendingLifecycle(t *testing.T) {
 	if err != nil || len(sums) != 1 || sums[0] != wantSum {
 		t.Fatalf("Summaries(42) = %+v, %v\nwant %+v", sums, err, wantSum)
 	}
-	if got, _ := db.PendingFor(ctx, 42); got != nil {
+	if got, _ := pendingFor(t, db, 42); got != nil {
 		t.Fatalf("Complete left the pending row: %+v", got)
 	}
 	if err := db.Complete(ctx, "run-1", "r1"); !errors.Is(err, ErrNoPending) {
@@ -609,7 +627,7 @@ func TestWriteLockHeldProbe(t *testing.T) {
 	// The probe itself must be able to say both yes and no.
 	ctx := context.Background()
 	db := openTest(t, "")
-	if held, err := writeLockHeld(ctx, db.Path()); err != nil || held {
+	if held, err := writeLockHeld(ctx, db.path); err != nil || held {
 		t.Fatalf("probe on an idle database = %v, %v", held, err)
 	}
 	tx, err := db.db.BeginTx(ctx, nil)
@@ -617,7 +635,7 @@ func TestWriteLockHeldProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback()
-	if held, err := writeLockHeld(ctx, db.Path()); err != nil || !held {
+	if held, err := writeLockHeld(ctx, db.path); err != nil || !held {
 		t.Fatalf("probe during a write transaction = %v, %v", held, err)
 	}
 }

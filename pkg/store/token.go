@@ -65,14 +65,6 @@ func (db *DB) Token(ctx context.Context) (Token, error) {
 	return t, nil
 }
 
-// SaveToken replaces the saved pair (after `auth login`).
-func (db *DB) SaveToken(ctx context.Context, t Token) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
-		_, err := putToken(ctx, tx, t, db.now())
-		return err
-	})
-}
-
 // UpdateToken runs fn inside one IMMEDIATE transaction, which holds the
 // database's write lock until fn's pair is committed. A refresh token works
 // once, so two processes that refresh at the same time must not both send

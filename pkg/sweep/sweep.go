@@ -30,6 +30,7 @@ import (
 	"iter"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,7 +52,7 @@ type Kommo interface {
 	UpdateLeads(ctx context.Context, leads []kommo.LeadUpdate) error
 }
 
-// LLM writes the summaries: structured (CompleteJSON), or plain text when
+// LLM writes the summaries: structured (CompleteStructured), or plain text when
 // the structured answer failed twice.
 type LLM = digest.LLM
 
@@ -279,7 +280,15 @@ func Fatal(err error) bool {
 
 type storeError struct{ err error }
 
-func (e *storeError) Error() string { return "store: " + e.err.Error() }
+// Error starts with "store: " once: pkg/store's errors already do, and a full
+// disk read "store: store: commit to ...".
+func (e *storeError) Error() string {
+	msg := e.err.Error()
+	if strings.HasPrefix(msg, "store: ") {
+		return msg
+	}
+	return "store: " + msg
+}
 func (e *storeError) Unwrap() error { return e.err }
 
 func storeErr(err error) error {

@@ -30,12 +30,7 @@ type env struct {
 
 func newEnv(t *testing.T, fo kommotest.Options, rps float64) *env {
 	t.Helper()
-	srv, err := kommotest.Start(fo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	t.Cleanup(func() { srv.VerifyNoUnknown(t) })
+	srv := kommotest.StartT(t, fo)
 	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "s.db"))
 	if err != nil {
 		t.Fatal(err)
