@@ -13,7 +13,7 @@ type headings struct {
 	Kinds                                          map[string]string
 	Sentiments                                     map[string]string
 	Changed, Was, New, Unverified, NotInChat, None string
-	Fallback, Ignored                              string
+	Fallback, Ignored, NoChange                    string
 }
 
 var headingsByLang = map[string]headings{
@@ -25,6 +25,7 @@ var headingsByLang = map[string]headings{
 		Unverified: "Unverified (the cited message is not in the chat; not written to the field)", NotInChat: "cites",
 		None:     "none",
 		Fallback: "Plain-text summary: the model's structured answer was invalid twice.",
+		NoChange: "nothing new in the key facts, the next step or the sentiment",
 		Ignored:  "Ignored: %d value(s) taken from messages that give the model instructions (a prompt injection attempt?).",
 	},
 	"ru": {
@@ -35,6 +36,7 @@ var headingsByLang = map[string]headings{
 		Unverified: "Не подтверждено (указанного сообщения нет в чате; в поле не записано)", NotInChat: "ссылка на",
 		None:     "нет",
 		Fallback: "Сводка простым текстом: структурированный ответ модели дважды не прошёл проверку.",
+		NoChange: "ключевые факты, следующий шаг и настрой не изменились",
 		Ignored:  "Пропущено значений: %d — из сообщений, которые дают модели указания (попытка prompt injection?).",
 	},
 	"es": {
@@ -45,6 +47,7 @@ var headingsByLang = map[string]headings{
 		Unverified: "Sin verificar (el mensaje citado no está en el chat; no se escribe en el campo)", NotInChat: "cita",
 		None:     "ninguna",
 		Fallback: "Resumen en texto plano: la respuesta estructurada del modelo fue inválida dos veces.",
+		NoChange: "nada nuevo en los datos clave, el próximo paso ni la actitud",
 		Ignored:  "Ignorado: %d valor(es) de mensajes que dan instrucciones al modelo (¿inyección de prompt?).",
 	},
 	"pt": {
@@ -55,6 +58,7 @@ var headingsByLang = map[string]headings{
 		Unverified: "Não verificado (a mensagem citada não está no chat; não gravado no campo)", NotInChat: "cita",
 		None:     "nenhuma",
 		Fallback: "Resumo em texto simples: a resposta estruturada do modelo foi inválida duas vezes.",
+		NoChange: "nada de novo nos fatos-chave, no próximo passo ou no sentimento",
 		Ignored:  "Ignorado: %d valor(es) de mensagens que dão instruções ao modelo (injeção de prompt?).",
 	},
 }
@@ -92,6 +96,8 @@ var templates = template.Must(template.New("note").Parse(
 	`{{- if .Changes}}{{.H.Changed}}:
 {{range .Changes}}{{if .Old}}~ {{.Label}}: {{.New}} ({{$.H.Was}}: {{.Old}}){{else}}+ {{.Label}} ({{$.H.New}}): {{.New}}{{end}}
 {{end}}
+{{else if .NoChange}}{{.NoChange}}
+
 {{end}}{{template "body" .}}
 {{- if .Ignored}}
 
@@ -123,6 +129,7 @@ type view struct {
 	Sentiment  string
 	Times      bool // facts show the time of their message
 	Changes    []Change
+	NoChange   string // "What changed since dd.mm: nothing ..." when nothing did
 	Ignored    string
 	Unverified []labelled
 }
@@ -174,8 +181,11 @@ func (r Rendered) Note() string {
 	if loc == nil {
 		loc = time.UTC
 	}
-	if !r.Since.IsZero() && len(r.Changes) > 0 {
+	if !r.Since.IsZero() {
 		h.Changed = strings.Replace(h.Changed, "%s", r.Since.In(loc).Format("02.01"), 1)
+		if len(r.Changes) == 0 {
+			v.NoChange = h.Changed + ": " + h.NoChange + "."
+		}
 		for _, c := range r.Changes {
 			if c.Label == "sentiment" {
 				c.Old, c.New = h.Sentiments[c.Old], h.Sentiments[c.New]

@@ -94,3 +94,15 @@ func TestCarryForward(t *testing.T) {
 		t.Fatalf("carried %d: %+v", n, cur.Facts)
 	}
 }
+
+func TestNoteSaysWhenNothingChanged(t *testing.T) {
+	s, _ := ParseStructured(validJSON)
+	r := Rendered{Summary: s, Since: time.Date(2026, 10, 20, 12, 0, 0, 0, time.UTC)}
+	if n := r.Note(); !strings.HasPrefix(n, "Что изменилось с 20.10: ключевые факты, следующий шаг и настрой не изменились.\n\nКлиент: ") {
+		t.Errorf("note:\n%s", n)
+	}
+	r.Since = time.Time{}
+	if n := r.Note(); !strings.HasPrefix(n, "Клиент: ") {
+		t.Errorf("a first summary:\n%s", n)
+	}
+}
