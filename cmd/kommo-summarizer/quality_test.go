@@ -140,6 +140,7 @@ func TestBadAnswersRetryThenFallBack(t *testing.T) {
 		{kommotest.FakeModelInvalidOnce, true, false, "Клиент: ", "Сводка простым текстом"},
 		{kommotest.FakeModelInvalid, true, true, "Сводка простым текстом", ""},
 		{kommotest.FakeModelRefuse, true, true, "Сводка простым текстом", ""},
+		{kommotest.FakeModelEmpty, true, true, "Сводка простым текстом", ""},
 		{kommotest.FakeModelNoSchema, false, false, "Клиент: ", ""},
 		{kommotest.FakeModelBadAt, false, false, "Клиент: ", ""},
 	} {
@@ -226,5 +227,28 @@ func TestLanguageAutoAndConfigured(t *testing.T) {
 	prompts := w.srv.LLMPrompts()
 	if !strings.Contains(strings.Join(prompts, "\n"), "the language most of the chat's messages are written in") {
 		t.Error("language auto did not ask for the chat's language")
+	}
+}
+
+// A server that answers 5 MB whatever max_tokens says: each lead gets its
+// retry and its fallback, fails with a one-line reason, and nothing is
+// written, no note and no field.
+func TestHugeAnswersWriteNothing(t *testing.T) {
+	w := newWorld(t, kommotest.Options{Seed: 5, Leads: 3, RESTRateLimit: 50, ChatsRateLimit: 50, LLMAnswerBytes: 5 << 20}, fast)
+	w.login()
+	rep, res := w.sweep()
+	if res.code != 3 || rep.Failed == 0 || rep.Summarized != 0 || rep.LLMCalls != 3*rep.Failed {
+		t.Fatalf("exit %d, failed %d, summarized %d, %d LLM calls\n%s", res.code, rep.Failed, rep.Summarized, rep.LLMCalls, tail(res.stderr))
+	}
+	if f := rep.Failures[0].Error; strings.Contains(f, "\n") || !strings.Contains(f, "max_tokens") {
+		t.Errorf("failure reason %q", f)
+	}
+	if n := len(w.srv.AllNotes()); n != 0 {
+		t.Errorf("%d notes written", n)
+	}
+	for _, l := range w.srv.OpenLeadsWithChats() {
+		if v, ok := w.srv.FieldValue(l.ID, w.srv.Options().SummaryFieldID); ok {
+			t.Errorf("lead %d field written: %.80q", l.ID, v)
+		}
 	}
 }
