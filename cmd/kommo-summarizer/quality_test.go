@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -250,5 +251,28 @@ func TestHugeAnswersWriteNothing(t *testing.T) {
 		if v, ok := w.srv.FieldValue(l.ID, w.srv.Options().SummaryFieldID); ok {
 			t.Errorf("lead %d field written: %.80q", l.ID, v)
 		}
+	}
+}
+
+// A chat of 10,000 messages: one summary within the prompt budget.
+func TestTenThousandMessages(t *testing.T) {
+	w := newWorld(t, kommotest.Options{Seed: 5, Leads: 3, RESTRateLimit: -1, ChatsRateLimit: -1}, func(cfg map[string]map[string]any) {
+		cfg["kommo"]["requests_per_second"] = 50
+		cfg["chats"]["requests_per_second"] = 50
+	})
+	w.login()
+	lead := w.srv.OpenLeadsWithChats()[0]
+	for i := range 10000 {
+		w.srv.AddMessage(lead.ChatIDs[0], fmt.Sprintf("Message %d: still comparing offers, our budget is %d USD, will write back.", i, 1000+i), i%2 == 0)
+	}
+	rep, res := w.sweep("--lead-ids", itoa(lead.ID))
+	if res.code != 0 || rep.Summarized != 1 || rep.LLMCalls != 1 {
+		t.Fatalf("exit %d, summarized %d, calls %d\n%s", res.code, rep.Summarized, rep.LLMCalls, tail(res.stderr))
+	}
+	if rep.PromptTokens > 3000 {
+		t.Errorf("prompt tokens %d, want at most 3,000", rep.PromptTokens)
+	}
+	if note := w.srv.Notes(lead.ID)[0].Text; !strings.Contains(note, "10998 USD") {
+		t.Errorf("the note does not hold the latest budget:\n%s", note)
 	}
 }
