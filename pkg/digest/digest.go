@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/llm"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/redact"
@@ -157,7 +156,7 @@ func retryable(err error) bool {
 // its validation error, then a plain-text summary. It fails only when the
 // model cannot be reached (an error worth the lead's failure) or every
 // answer was unusable; never with a half-made summary.
-func (p *Plan) Run(ctx context.Context, model LLM, at time.Time) (*Result, error) {
+func (p *Plan) Run(ctx context.Context, model LLM) (*Result, error) {
 	res := &Result{}
 	add := func(c *llm.Completion) {
 		res.Calls++ // a failed call may have cost tokens too, but the server did not say how many
@@ -239,6 +238,7 @@ func (p *Plan) fallback(ctx context.Context, model LLM, res *Result) (*Result, e
 	if p.red != nil {
 		text = p.red.Restore(text)
 	}
+	text = p.keepKnownContacts(text)
 	lang := summarize.LanguageCode(p.o.Prompt.Language)
 	res.Fallback = true
 	res.Format = llm.FormatText

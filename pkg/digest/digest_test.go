@@ -49,7 +49,7 @@ func TestStructuredAnswer(t *testing.T) {
 		"The decision maker is Olga Ivanova",
 		"Next step: send the contract by 20.11.2026",
 	)}, opts)
-	res, err := p.Run(context.Background(), c, t0)
+	res, err := p.Run(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestRetryAndFallback(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.model, func(t *testing.T) {
 			_, c := fakeLLM(t, tc.model)
-			res, err := NewPlan(summarize.Input{Chats: chat("Our budget is 900 EUR", "Is delivery free?")}, opts).Run(context.Background(), c, t0)
+			res, err := NewPlan(summarize.Input{Chats: chat("Our budget is 900 EUR", "Is delivery free?")}, opts).Run(context.Background(), c)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -115,7 +115,7 @@ func TestHugeAnswerFailsCleanly(t *testing.T) {
 	}
 	defer srv.Close()
 	c, _ := llm.New(llm.Options{BaseURL: srv.LLMURL, APIKey: "sk-fake", Model: "gpt-4o-mini", MaxTokens: 600, RetryBase: time.Millisecond, Tries: 1})
-	res, err := NewPlan(summarize.Input{Chats: chat("Our budget is 900 EUR")}, opts).Run(context.Background(), c, t0)
+	res, err := NewPlan(summarize.Input{Chats: chat("Our budget is 900 EUR")}, opts).Run(context.Background(), c)
 	if err == nil || res.Calls != 3 {
 		t.Fatalf("err %v, calls %d; want an error after 3 calls", err, res.Calls)
 	}
@@ -123,7 +123,7 @@ func TestHugeAnswerFailsCleanly(t *testing.T) {
 
 func TestUnverifiedFact(t *testing.T) {
 	_, c := fakeLLM(t, kommotest.FakeModelBadAt)
-	res, err := NewPlan(summarize.Input{Chats: chat("Our budget is 900 EUR")}, opts).Run(context.Background(), c, t0)
+	res, err := NewPlan(summarize.Input{Chats: chat("Our budget is 900 EUR")}, opts).Run(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestUnverifiedFact(t *testing.T) {
 
 func TestRollingKeepsAndChanges(t *testing.T) {
 	_, c := fakeLLM(t, "gpt-4o-mini")
-	first, err := NewPlan(summarize.Input{Chats: chat("Our budget is 900 EUR", "The decision maker is Anna")}, opts).Run(context.Background(), c, t0)
+	first, err := NewPlan(summarize.Input{Chats: chat("Our budget is 900 EUR", "The decision maker is Anna")}, opts).Run(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestRollingKeepsAndChanges(t *testing.T) {
 	for i := range later[0].Head {
 		later[0].Head[i].Time = later[0].Head[i].Time.Add(48 * time.Hour)
 	}
-	res, err := NewPlan(summarize.Input{Chats: later, Previous: first.Summary, PreviousAt: t0.Add(2 * time.Hour)}, opts).Run(context.Background(), c, t0)
+	res, err := NewPlan(summarize.Input{Chats: later, Previous: first.Summary, PreviousAt: t0.Add(2 * time.Hour)}, opts).Run(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestInjectionsDoNotReachKommo(t *testing.T) {
 			}
 		}()
 		for _, inj := range injections {
-			res, err := NewPlan(summarize.Input{Chats: chat("Our budget is 900 EUR", inj.text, "Thanks, talk soon")}, opts).Run(context.Background(), c, t0)
+			res, err := NewPlan(summarize.Input{Chats: chat("Our budget is 900 EUR", inj.text, "Thanks, talk soon")}, opts).Run(context.Background(), c)
 			if err != nil {
 				t.Fatal(err)
 			}

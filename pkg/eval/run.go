@@ -174,7 +174,7 @@ func runCase(ctx context.Context, model digest.LLM, c Case, o Options) CaseResul
 	obeyed := map[string]bool{} // injected values some raw answer of the stages holds
 	summarizeOnce := func(in summarize.Input) *digest.Result {
 		plan := digest.NewPlan(in, o.Digest)
-		r, err := plan.Run(ctx, rec, time.Now())
+		r, err := plan.Run(ctx, rec)
 		res.Summaries++
 		if r != nil {
 			res.Calls += r.Calls

@@ -353,7 +353,7 @@ func (r *run) summarize(ctx context.Context, w *leadWork, abort func(error)) (*w
 	}
 
 	t0 := time.Now()
-	res, err := plan.Run(ctx, r.o.LLM, r.o.Now())
+	res, err := plan.Run(ctx, r.o.LLM)
 	r.step("llm", w.lead.ID, time.Since(t0))
 	r.spend(ctx, plan.EstimateUSD, res)
 	var tokens [2]int64
