@@ -33,10 +33,11 @@ type Digest struct {
 	KeepField bool   `json:"keep_field,omitempty"`
 }
 
-// FieldHash is the hex SHA-256 of a field's text, its surrounding space
-// trimmed (Kommo trims it).
+// FieldHash is the hex SHA-256 of a field's text with every run of white
+// space made one space: a field that comes back with \r\n line breaks or
+// trimmed is still the text we wrote.
 func FieldHash(text string) string {
-	h := sha256.Sum256([]byte(strings.TrimSpace(text)))
+	h := sha256.Sum256([]byte(strings.Join(strings.Fields(text), " ")))
 	return hex.EncodeToString(h[:])
 }
 

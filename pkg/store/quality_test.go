@@ -25,7 +25,7 @@ func TestDigestCompletesWithItsSummary(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	add("r1", &Digest{Summary: []byte(`{"a":1}`), MadeAt: t0, FieldHash: FieldHash(" text \n")})
+	add("r1", &Digest{Summary: []byte(`{"a":1}`), MadeAt: t0, FieldHash: FieldHash(" a text\nin two lines \n")})
 	if d, _ := db.LeadDigest(ctx, 7); d != nil {
 		t.Fatal("a pending digest is not the lead's yet")
 	}
@@ -33,7 +33,7 @@ func TestDigestCompletesWithItsSummary(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, err := db.LeadDigest(ctx, 7)
-	if err != nil || d == nil || string(d.Summary) != `{"a":1}` || !d.MadeAt.Equal(t0) || d.FieldHash != FieldHash("text") {
+	if err != nil || d == nil || string(d.Summary) != `{"a":1}` || !d.MadeAt.Equal(t0) || d.FieldHash != FieldHash("a text\r\nin two\u00a0lines") {
 		t.Fatalf("digest %+v, %v", d, err)
 	}
 	// A kept field keeps the hash of what we last wrote.
@@ -41,7 +41,7 @@ func TestDigestCompletesWithItsSummary(t *testing.T) {
 	if err := db.Complete(ctx, "run-1", "r2"); err != nil {
 		t.Fatal(err)
 	}
-	if d, _ = db.LeadDigest(ctx, 7); d.Summary != nil || d.Updates != 1 || d.FieldHash != FieldHash("text") {
+	if d, _ = db.LeadDigest(ctx, 7); d.Summary != nil || d.Updates != 1 || d.FieldHash != FieldHash("a text in two lines") {
 		t.Fatalf("after a kept field: %+v", d)
 	}
 }
