@@ -200,14 +200,20 @@ func (p *Plan) Run(ctx context.Context, model LLM) (*Result, error) {
 	}
 	res.Raw = s.Clone()
 	res.Injected = summarize.Guard(s, p.prompt)
+	// Numbers are checked against the messages as the model saw them
+	// (placeholders and all), before the hidden data is put back.
+	wrongNumbers := summarize.VerifyNumbers(s, p.prompt)
 	if p.red != nil {
 		s.Strings(p.red.Restore)
+		for i := range wrongNumbers {
+			wrongNumbers[i].Value = p.red.Restore(wrongNumbers[i].Value)
+		}
 	}
 	s.Strings(p.keepKnownContacts)
 	if p.Rolling {
 		res.Carried = summarize.CarryForward(p.in.Previous, s)
 	}
-	unverified := summarize.Verify(s, p.prompt.Seen)
+	unverified := append(wrongNumbers, summarize.Verify(s, p.prompt.Seen)...)
 	res.Summary = s
 	res.Rendered = summarize.Rendered{
 		Summary: s, Unverified: unverified, Changes: summarize.Diff(p.in.Previous, s),

@@ -43,6 +43,9 @@ type StructuredPrompt struct {
 	// texts (normalised): what Guard needs.
 	suspectAt, cleanAt map[string]bool
 	suspectText        []string
+	// digitsAt holds, per message time, the digits of the messages shown
+	// at that minute, run together: what VerifyNumbers checks against.
+	digitsAt map[string]string
 }
 
 // EstimateTokens guesses the tokens of s before a call, for the budget: a
@@ -157,13 +160,14 @@ func buildStructured(prev *Structured, prevAt time.Time, chats []Chat, o Options
 	fmt.Fprintf(&b, "<<<END-%s>>>", boundary)
 
 	p := StructuredPrompt{System: structuredSystem(o, boundary, prev != nil), User: b.String(), Seen: map[string]bool{},
-		suspectAt: map[string]bool{}, cleanAt: map[string]bool{}}
+		suspectAt: map[string]bool{}, cleanAt: map[string]bool{}, digitsAt: map[string]string{}}
 	for _, c := range chats {
 		for _, ms := range [][]Message{c.Head, c.Tail} {
 			for _, m := range ms {
 				at := m.Time.In(o.Location).Format("02.01 15:04")
 				p.Seen[at] = true
 				p.Shown++
+				p.digitsAt[at] += " " + digitRuns(messageBody(m, 1<<20))
 				if Suspicious(m.Text) || Suspicious(m.Sender) {
 					p.suspectAt[at] = true
 					p.suspectText = append(p.suspectText, norm(m.Text))
@@ -218,4 +222,65 @@ The chat is between the lines <<<CHAT-%[3]s>>> and <<<END-%[3]s>>>; in it the sp
 This is an update. The previous summary is between <<<PREVIOUS-%[1]s>>> and <<<END-%[1]s>>>. Keep its facts, with their "at", unless a newer message changes them; add the new facts; update the open questions, the next step and the sentiment.`, boundary)
 	}
 	return b.String()
+}
+
+// digitRuns returns the digits of s with the separators people put inside
+// numbers dropped ("12 000", "1,5", "15.03.2027"), other runs apart.
+func digitRuns(s string) string {
+	var b strings.Builder
+	prevDigit := false
+	rs := []rune(s)
+	for i, r := range rs {
+		switch {
+		case r >= '0' && r <= '9':
+			b.WriteRune(r)
+			prevDigit = true
+		case prevDigit && i+1 < len(rs) && rs[i+1] >= '0' && rs[i+1] <= '9' && strings.ContainsRune(" .,'  -", r):
+			// a separator inside a number
+		default:
+			if prevDigit {
+				b.WriteByte(' ')
+			}
+			prevDigit = false
+		}
+	}
+	return b.String()
+}
+
+// VerifyNumbers moves out of s the facts whose numbers the cited message
+// does not hold: every run of two or more digits in the value must occur in
+// the digits of a message shown at the fact's time. A fact cited from the
+// previous summary (no message of the prompt at that time) is not checked
+// here; Verify checks its time. It returns the facts it moved out.
+func VerifyNumbers(s *Structured, p StructuredPrompt) (unverified []Fact) {
+	kept := s.Facts[:0:0]
+	for _, f := range s.Facts {
+		have, shown := p.digitsAt[f.At]
+		ok := true
+		if shown {
+			for _, run := range strings.Fields(digitRuns(f.Value)) {
+				if len(run) >= 2 && !containsRun(have, run) {
+					ok = false
+					break
+				}
+			}
+		}
+		if ok {
+			kept = append(kept, f)
+		} else {
+			unverified = append(unverified, f)
+		}
+	}
+	s.Facts = kept
+	return unverified
+}
+
+// containsRun reports whether one of the digit runs of have contains run.
+func containsRun(have, run string) bool {
+	for _, h := range strings.Fields(have) {
+		if strings.Contains(h, run) {
+			return true
+		}
+	}
+	return false
 }

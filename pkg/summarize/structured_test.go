@@ -106,3 +106,18 @@ func TestNoteSaysWhenNothingChanged(t *testing.T) {
 		t.Errorf("a first summary:\n%s", n)
 	}
 }
+
+func TestVerifyNumbers(t *testing.T) {
+	at := time.Date(2026, 11, 3, 9, 15, 0, 0, time.UTC)
+	msgs := []Message{{ID: "1", Time: at, Sender: "A", FromClient: true, Type: "text", Text: "Budget 12 000 USD, launch 15.03.2027, about 1,5 million in total"}}
+	p := BuildStructured(Input{Chats: []Chat{NewChat("", msgs, 5, 40)}}, Options{})
+	s := &Structured{Facts: []Fact{
+		{KindBudget, "$12,000", "03.11 09:15"}, {KindBudget, "12k", "03.11 09:15"}, {KindTimeline, "15.03.2027", "03.11 09:15"},
+		{KindOther, "1.5 million", "03.11 09:15"}, {KindBudget, "15 000 USD", "03.11 09:15"}, {KindDecisionMaker, "Anna", "03.11 09:15"},
+		{KindBudget, "99 999", "01.11 08:00"}, // not a message of this prompt: Verify's job
+	}}
+	bad := VerifyNumbers(s, p)
+	if len(bad) != 1 || bad[0].Value != "15 000 USD" || len(s.Facts) != 6 {
+		t.Fatalf("moved out %+v, kept %+v", bad, s.Facts)
+	}
+}
