@@ -36,11 +36,12 @@ vet:
 
 # Sweeps of 60 and 1,000 leads against the fakes with real latency and Kommo's
 # 7 requests/s, peak memory at 300 and 3,000 leads, a sweep of 1,000 leads from
-# the message log, serve's webhook latency and ingest rate, and the change feed
-# (BenchmarkSweepChanges: an unchanged and a 1%-changed sweep at 1,000 and
-# 10,000 leads, after a full pass that sets the account up); about 30 minutes.
+# the message log, serve's webhook latency and ingest rate, the quality targets
+# of `eval` against the fake LLM, and the change feed (BenchmarkSweepChanges:
+# an unchanged and a 1%-changed sweep at 1,000 and 10,000 leads, after a full
+# pass that sets the account up); about 30 minutes.
 # BENCH='Sweep/60' runs only the 60-lead one, BENCH=SweepChanges the feed's.
-BENCH ?= (Sweep|ServeWebhooks)
+BENCH ?= (Sweep|ServeWebhooks|Eval)
 bench:
 	$(GO) test -run '^$$' -bench 'Benchmark$(BENCH)' -benchtime 1x -timeout 60m ./cmd/kommo-summarizer/
 

@@ -51,13 +51,28 @@ func printReport(w io.Writer, rep *sweep.Report, asJSON bool) error {
 	if rep.SkippedBusy > 0 {
 		row("skipped, another run had it", rep.SkippedBusy)
 	}
+	if rep.SkippedBudget > 0 {
+		row("skipped, budget reached", rep.SkippedBudget)
+	}
 	row("failed", rep.Failed)
+	if n := len(rep.FieldKeptHuman); n > 0 {
+		row("field left alone (edited by a person)", fmt.Sprintf("%d: leads %s", n, joinIDs(rep.FieldKeptHuman)))
+	}
+	if rep.RollingUpdates > 0 {
+		row("rolling updates", rep.RollingUpdates)
+	}
+	if rep.SchemaRetries > 0 || rep.PlainFallbacks > 0 {
+		row("schema retries / plain-text fallbacks", fmt.Sprintf("%d / %d", rep.SchemaRetries, rep.PlainFallbacks))
+	}
+	if rep.UnverifiedFacts > 0 {
+		row("unverified facts (note only)", rep.UnverifiedFacts)
+	}
 	if rep.Recovered > 0 {
 		row("settled from an earlier run", rep.Recovered)
 	}
 	row("LLM calls", rep.LLMCalls)
 	row("tokens", fmt.Sprintf("%d prompt + %d completion", rep.PromptTokens, rep.CompletionTokens))
-	row("estimated cost", fmt.Sprintf("$%.4f", rep.EstimatedCostUSD))
+	row("estimated cost", fmt.Sprintf("$%.4f (at most $%.4f by the pre-call estimates)", rep.EstimatedCostUSD, rep.PlannedCostUSD))
 	if rep.PeakRSSMiB > 0 {
 		row("peak memory", fmt.Sprintf("%.1f MiB", rep.PeakRSSMiB))
 	}
@@ -73,6 +88,9 @@ func printReport(w io.Writer, rep *sweep.Report, asJSON bool) error {
 	}
 	if rep.FeedError != "" {
 		fmt.Fprintf(w, "  the events could not all be read; the next sweep reads them again: %s\n", rep.FeedError)
+	}
+	if rep.BudgetWarning != "" {
+		fmt.Fprintf(w, "  warning: %s\n", rep.BudgetWarning)
 	}
 	for _, f := range rep.Failures {
 		fmt.Fprintf(w, "  failed: lead %d: %s\n", f.LeadID, f.Error)
@@ -98,6 +116,14 @@ func indent(s string) string {
 		lines[i] = "  " + l
 	}
 	return strings.Join(lines, "\n")
+}
+
+func joinIDs(ids []int64) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = fmt.Sprint(id)
+	}
+	return strings.Join(parts, ", ")
 }
 
 func plural(n int, one, many string) string {

@@ -136,6 +136,7 @@ environment variables (OPENAI_API_KEY for llm.api_key).
 		newBotCmd(io, g, nil, nil),
 		newWidgetCmd(io, g, nil),
 		newVersionCmd(io),
+		newEvalCmd(io, g),
 	)
 	for _, c := range root.Commands() {
 		c.Long = strings.TrimSpace(c.Long+"\n\n"+exitCodesHelp) + "\n"

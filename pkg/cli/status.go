@@ -66,6 +66,9 @@ func statusRun(ctx context.Context, opts *statusOptions) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := printSpend(ctx, out, db); err != nil {
+		return err
+	}
 	fails, err := db.Failures(ctx, 20)
 	if err != nil {
 		return err

@@ -159,8 +159,11 @@ func (a *app) engineOptions() (sweep.Options, error) {
 	sources = append(sources, sweep.MessageLog(a.db))
 	return sweep.Options{
 		Kommo: a.kommo, Sources: sources, LLM: a.llm, DB: a.db,
-		Prompt: summarize.Options{Language: c.LLM.Language, Location: loc, MaxMessageChars: c.Summary.MaxMessageChars, MaxWords: 150},
-		Head:   c.Summary.HeadMessages, Tail: c.Summary.TailMessages,
+		Prompt: summarize.Options{Language: c.LLM.Language, Location: loc, MaxMessageChars: c.Summary.MaxMessageChars, MaxWords: 150,
+			MaxPromptTokens: c.Summary.MaxPromptTokens},
+		Redact: c.Privacy.Redact, RebuildEvery: c.Summary.RebuildEvery, KeepHumanField: c.Summary.FieldOverwrite != config.FieldAlways,
+		MaxUSDPerRun: c.Budget.MaxUSDPerRun, MaxUSDPerDay: c.Budget.MaxUSDPerDay, MaxOutputTokens: c.LLM.MaxTokens,
+		Head: c.Summary.HeadMessages, Tail: c.Summary.TailMessages,
 		NoteType: c.Summary.NoteType, NoteService: c.Summary.NoteService,
 		FieldID: c.Kommo.SummaryFieldID, FieldMaxChars: c.Summary.FieldMaxChars,
 		BatchSize: c.Kommo.BatchSize, FetchWorkers: c.Sweep.FetchWorkers, LLMWorkers: c.LLM.Concurrency,

@@ -29,6 +29,8 @@ type Config struct {
 	LLM     LLM     `mapstructure:"llm"`
 	Store   Store   `mapstructure:"store"`
 	Summary Summary `mapstructure:"summary"`
+	Privacy Privacy `mapstructure:"privacy"`
+	Budget  Budget  `mapstructure:"budget"`
 	Sweep   Sweep   `mapstructure:"sweep"`
 	Serve   Serve   `mapstructure:"serve"`
 	Bot     Bot     `mapstructure:"bot"`
@@ -93,7 +95,33 @@ type Summary struct {
 	MaxMessageChars int    `mapstructure:"max_message_chars"`
 	HeadMessages    int    `mapstructure:"head_messages"`
 	TailMessages    int    `mapstructure:"tail_messages"`
+	// RebuildEvery: after this many rolling updates a lead's summary is
+	// built afresh from its chats.
+	RebuildEvery int `mapstructure:"rebuild_every"`
+	// FieldOverwrite: keep_human leaves a field a person edited alone;
+	// always overwrites it.
+	FieldOverwrite  string `mapstructure:"field_overwrite"`
+	MaxPromptTokens int    `mapstructure:"max_prompt_tokens"`
 }
+
+// Privacy says what is hidden from the LLM provider.
+type Privacy struct {
+	// Redact replaces phones, e-mails, card numbers and IBANs by
+	// placeholders before the LLM, and restores them in what is written.
+	Redact bool `mapstructure:"redact"`
+}
+
+// Budget caps what the LLM calls cost; 0 means no cap.
+type Budget struct {
+	MaxUSDPerRun float64 `mapstructure:"max_usd_per_run"`
+	MaxUSDPerDay float64 `mapstructure:"max_usd_per_day"`
+}
+
+// FieldOverwrite values.
+const (
+	FieldKeepHuman = "keep_human"
+	FieldAlways    = "always"
+)
 
 // Sweep tunes the batch job.
 type Sweep struct {
@@ -157,7 +185,7 @@ func Default() Config {
 			Model:            "gpt-4o-mini",
 			Temperature:      0.3,
 			SendTemperature:  "auto",
-			MaxTokens:        300,
+			MaxTokens:        600,
 			Language:         "Russian",
 			Concurrency:      4,
 			PriceInputPer1M:  0.15,
@@ -173,7 +201,11 @@ func Default() Config {
 			MaxMessageChars: 1000,
 			HeadMessages:    5,
 			TailMessages:    40,
+			RebuildEvery:    5,
+			FieldOverwrite:  FieldKeepHuman,
+			MaxPromptTokens: 2800,
 		},
+		Privacy: Privacy{Redact: true},
 		Sweep: Sweep{
 			FetchWorkers:     4,
 			LockStaleAfter:   2 * time.Minute,
@@ -418,6 +450,16 @@ func (c *Config) validateRest(need Need) *Error {
 		return problem("summary.head_messages", "must be at least 1")
 	case s.TailMessages < 1:
 		return problem("summary.tail_messages", "must be at least 1")
+	case s.RebuildEvery < 1:
+		return problem("summary.rebuild_every", "must be at least 1 (1 rebuilds every summary)")
+	case s.FieldOverwrite != FieldKeepHuman && s.FieldOverwrite != FieldAlways:
+		return problem("summary.field_overwrite", "must be %s or %s", FieldKeepHuman, FieldAlways)
+	case s.MaxPromptTokens < 500:
+		return problem("summary.max_prompt_tokens", "must be at least 500")
+	case c.Budget.MaxUSDPerRun < 0:
+		return problem("budget.max_usd_per_run", "must not be negative (0 means no cap)")
+	case c.Budget.MaxUSDPerDay < 0:
+		return problem("budget.max_usd_per_day", "must not be negative (0 means no cap)")
 	case c.Sweep.FetchWorkers < 1 || c.Sweep.FetchWorkers > 32:
 		return problem("sweep.fetch_workers", "must be between 1 and 32")
 	}

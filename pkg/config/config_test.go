@@ -679,6 +679,8 @@ func TestExampleConfig(t *testing.T) {
 			got, err = strconv.Atoi(after)
 		case int64:
 			got, err = strconv.ParseInt(after, 10, 64)
+		case bool:
+			got, err = strconv.ParseBool(after)
 		case []string:
 			if strings.Join(want, ", ") != after {
 				t.Errorf("config.example.yaml:%d: %s states \"Default: %s\", the default is %s", i+1, k, after, strings.Join(want, ", "))
@@ -698,3 +700,26 @@ func TestExampleConfig(t *testing.T) {
 
 // needAll is every part of the configuration.
 const needAll = NeedKommo | NeedOAuthApp | NeedChats | NeedLLM | NeedStore
+
+func TestQualityKeys(t *testing.T) {
+	c := mustLoad(t, "", []string{"KOMMO_SUMMARIZER_PRIVACY_REDACT=false", "KOMMO_SUMMARIZER_BUDGET_MAX_USD_PER_DAY=1.5"})
+	if c.Privacy.Redact || c.Budget.MaxUSDPerDay != 1.5 || c.Summary.RebuildEvery != 5 || c.Summary.FieldOverwrite != FieldKeepHuman {
+		t.Fatalf("privacy %+v budget %+v summary %+v", c.Privacy, c.Budget, c.Summary)
+	}
+	_, err := Load("", []string{"KOMMO_SUMMARIZER_PRIVACY_REDACT=maybe"})
+	wantError(t, err, "privacy.redact", "must be true or false")
+	for _, tc := range []struct {
+		edit     func(*Config)
+		key, msg string
+	}{
+		{func(c *Config) { c.Summary.FieldOverwrite = "never" }, "summary.field_overwrite", "keep_human or always"},
+		{func(c *Config) { c.Summary.RebuildEvery = 0 }, "summary.rebuild_every", "at least 1"},
+		{func(c *Config) { c.Summary.MaxPromptTokens = 100 }, "summary.max_prompt_tokens", "at least 500"},
+		{func(c *Config) { c.Budget.MaxUSDPerRun = -1 }, "budget.max_usd_per_run", "must not be negative"},
+		{func(c *Config) { c.Budget.MaxUSDPerDay = -0.5 }, "budget.max_usd_per_day", "must not be negative"},
+	} {
+		c := Default()
+		tc.edit(&c)
+		wantError(t, c.Validate(0), tc.key, tc.msg)
+	}
+}

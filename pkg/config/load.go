@@ -270,6 +270,8 @@ func decodeError(err error, v *viper.Viper, keys []key, fromEnv map[string]strin
 		want = "must be a number"
 	case t.Kind() == reflect.Int || t.Kind() == reflect.Int64:
 		want = "must be a whole number"
+	case t.Kind() == reflect.Bool:
+		want = "must be true or false"
 	default:
 		// Strings may be secrets: never echo the value.
 		want = "must be a single text value"

@@ -120,7 +120,13 @@ func (s *Server) completion(w http.ResponseWriter, r *http.Request) {
 		bad("Invalid 'response_format': "+problem, "response_format", nil)
 		return
 	}
+	if msg := refusedFormat(req.Model, schema); msg != "" {
+		bad(msg, "response_format", nil)
+		return
+	}
 	var user, system strings.Builder
+	firstUser := ""
+	retried := false
 	promptBytes := 0
 	for i, raw := range req.Messages {
 		role, content, msg := parseChatMessage(raw)
@@ -128,21 +134,38 @@ func (s *Server) completion(w http.ResponseWriter, r *http.Request) {
 			bad(fmt.Sprintf("Invalid 'messages[%d]': %s", i, msg), fmt.Sprintf("messages[%d]", i), nil)
 			return
 		}
+		s.logPrompt(content)
 		promptBytes += len(content)
 		switch role {
 		case "user":
+			if firstUser == "" {
+				firstUser = content
+			}
 			user.WriteString(content)
 			user.WriteString("\n")
 		case "system":
 			system.WriteString(content)
 			system.WriteString("\n")
+		case "assistant":
+			retried = true
 		}
 	}
 
-	var answer string
+	var answer, refusal string
 	switch {
 	case s.opts.LLMAnswer != nil:
 		answer = s.opts.LLMAnswer(system.String(), user.String())
+	case wantsSummaryJSON(schema, system.String()):
+		switch {
+		case req.Model == FakeModelInvalid, req.Model == FakeModelInvalidOnce && !retried:
+			answer = `{"language": "en", "client_context": "` + FakeLLMMarker + ` cut off`
+		case req.Model == FakeModelRefuse:
+			refusal = "I'm sorry, I can't help with that."
+		case req.Model == FakeModelEmpty:
+			answer = ""
+		default:
+			answer = s.structuredAnswer(req.Model, system.String(), firstUser)
+		}
 	case schema != nil:
 		answer = s.fakeStructured(schema, user.String())
 	default:
@@ -188,7 +211,7 @@ func (s *Server) completion(w http.ResponseWriter, r *http.Request) {
 		"system_fingerprint": "fp_kommotest",
 		"choices": []any{map[string]any{
 			"index":         0,
-			"message":       map[string]any{"role": "assistant", "content": answer, "refusal": nil},
+			"message":       fakeMessage(answer, refusal),
 			"logprobs":      nil,
 			"finish_reason": finish,
 		}},
@@ -365,4 +388,13 @@ func cutBytes(s string, n int) string {
 		n--
 	}
 	return string(bytes.TrimRight([]byte(s[:n]), "\n"))
+}
+
+// fakeMessage is the choice's message: content, or a refusal with null
+// content as OpenAI's structured outputs send it.
+func fakeMessage(answer, refusal string) map[string]any {
+	if refusal != "" {
+		return map[string]any{"role": "assistant", "content": nil, "refusal": refusal}
+	}
+	return map[string]any{"role": "assistant", "content": answer, "refusal": nil}
 }

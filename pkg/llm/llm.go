@@ -23,7 +23,6 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
-	"github.com/openai/openai-go/v3/shared"
 
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/httpx"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/retry"
@@ -148,6 +147,7 @@ type Client struct {
 	maxBody         int64 // what is read of an HTTP answer, error or not
 	policy          retry.Policy
 	log             *slog.Logger
+	format          jsonFormat // CompleteStructured's response_format
 }
 
 // New returns a Client. It fails when Model is empty or BaseURL is not an
@@ -224,6 +224,8 @@ type Completion struct {
 	Model        string // the model that answered (may be more specific than the one asked for)
 	FinishReason string // "stop", or "length" when MaxTokens cut the answer
 	Usage        Usage
+	// Format is the response_format CompleteStructured used; empty otherwise.
+	Format Format
 }
 
 // ErrNoText is matched (errors.Is) by the error Complete returns when the
@@ -237,40 +239,10 @@ var ErrNoText = errors.New("the model returned no text")
 //
 // API: https://platform.openai.com/docs/api-reference/chat/create
 func (c *Client) Complete(ctx context.Context, system, user string) (*Completion, error) {
-	params := openai.ChatCompletionNewParams{
-		Model: shared.ChatModel(c.model),
-		Messages: []openai.ChatCompletionMessageParamUnion{
-			openai.SystemMessage(system),
-			openai.UserMessage(user),
-		},
-	}
-	if c.sendTemperature {
-		params.Temperature = openai.Float(c.temperature)
-	}
-	if c.maxTokens > 0 {
-		// max_completion_tokens, not max_tokens: OpenAI's reasoning models
-		// refuse max_tokens with a 400, every OpenAI model takes
-		// max_completion_tokens, and so do vLLM and recent Ollama. A server
-		// that ignores it is still bounded by MaxAnswerBytes.
-		params.MaxCompletionTokens = openai.Int(int64(c.maxTokens))
-	}
-
-	start := time.Now()
-	attempt := 0
-	out, err := retry.Do(ctx, c.policy, func() (*Completion, error) {
-		attempt++
-		return c.once(ctx, params)
-	}, func(err error, wait time.Duration) {
-		c.log.Warn("llm call failed, retrying", "model", c.model, "attempt", attempt, "wait", wait, "err", err)
-	})
-	if err != nil {
-		c.log.Debug("llm call failed", "model", c.model, "attempts", attempt, "duration", time.Since(start), "err", err)
-		return nil, err
-	}
-	c.log.Debug("llm call", "model", out.Model, "prompt_tokens", out.Usage.PromptTokens,
-		"completion_tokens", out.Usage.CompletionTokens, "finish_reason", out.FinishReason,
-		"attempts", attempt, "duration", time.Since(start))
-	return out, nil
+	return c.call(ctx, c.params([]openai.ChatCompletionMessageParamUnion{
+		openai.SystemMessage(system),
+		openai.UserMessage(user),
+	}))
 }
 
 // once makes one attempt and decides whether another one may help.
@@ -284,6 +256,10 @@ func (c *Client) once(ctx context.Context, params openai.ChatCompletionNewParams
 		return nil, retry.Permanent(fmt.Errorf("llm: %w (no choices in the answer of %s)", ErrNoText, c.endpoint))
 	}
 	ch := cc.Choices[0]
+	if r := strings.TrimSpace(ch.Message.Refusal); r != "" {
+		// Structured outputs carry a refusal instead of content.
+		return nil, retry.Permanent(&AnswerError{Reason: ReasonRefusal, Refusal: cutRunes(r, 200)})
+	}
 	if ch.FinishReason == "content_filter" {
 		return nil, retry.Permanent(&AnswerError{Reason: ch.FinishReason})
 	}
@@ -361,6 +337,8 @@ type AnswerError struct {
 	// Bytes is the size seen (for a body cut short: at least this many) and
 	// Limit the most accepted; both are set for ReasonTooLarge only.
 	Bytes, Limit int64
+	// Refusal is the model's refusal text (its start), for ReasonRefusal.
+	Refusal string
 }
 
 func (e *AnswerError) Error() string {
@@ -369,6 +347,8 @@ func (e *AnswerError) Error() string {
 		return "llm: the answer was withheld by the provider's content filter (finish_reason content_filter): no summary for this lead"
 	case "length":
 		return "llm: the answer was cut at llm.max_tokens (finish_reason length): raise llm.max_tokens"
+	case ReasonRefusal:
+		return fmt.Sprintf("llm: the model refused to answer: %q", e.Refusal)
 	case ReasonTooLarge:
 		return fmt.Sprintf("llm: the answer is over %d bytes (%d or more received), far more than llm.max_tokens allows: refused (does the server honour max_completion_tokens?)", e.Limit, e.Bytes)
 	}
@@ -512,4 +492,11 @@ func (e *Error) hint() string {
 func IsAuth(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && (e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden)
+}
+
+func cutRunes(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }

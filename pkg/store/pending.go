@@ -82,6 +82,10 @@ type Pending struct {
 	// made from. AddPending refuses it with ErrStale when another summary of
 	// the lead completed since.
 	BaseVersion int64
+
+	// Digest, when set, becomes the lead's digest (LeadDigest) when the
+	// summary completes.
+	Digest *Digest
 }
 
 var (
@@ -183,6 +187,9 @@ func (db *DB) AddPending(ctx context.Context, p Pending) error {
 			p.RequestID, p.LeadID, p.RunID, ms64(p.CreatedAt), p.State, p.NoteText, p.FieldText,
 			p.NoteID, p.Model, p.PromptTokens, p.CompletionTokens, p.InputHash, string(chatsJSON))
 		if err != nil {
+			return fmt.Errorf("store: add pending summary %s: %w", p.RequestID, err)
+		}
+		if err := setPendingDigest(ctx, tx, p.RequestID, p.Digest); err != nil {
 			return fmt.Errorf("store: add pending summary %s: %w", p.RequestID, err)
 		}
 		return nil
@@ -310,6 +317,9 @@ func (db *DB) Complete(ctx context.Context, runID, requestID string) error {
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO lead_versions (lead_id, version) VALUES (?, 1)
 			ON CONFLICT (lead_id) DO UPDATE SET version = version + 1`, p.LeadID); err != nil {
+			return fmt.Errorf("store: complete %s: %w", requestID, err)
+		}
+		if err := completeDigest(ctx, tx, requestID, p.LeadID); err != nil {
 			return fmt.Errorf("store: complete %s: %w", requestID, err)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM pending WHERE request_id = ?`, requestID); err != nil {

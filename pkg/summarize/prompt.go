@@ -79,6 +79,16 @@ type line struct {
 }
 
 func userPrompt(chats []Chat, o Options) string {
+	header, body := userParts(chats, o)
+	if len(body) == 0 {
+		return header
+	}
+	return header + "\n" + strings.Join(body, "\n")
+}
+
+// userParts returns the user prompt's header lines (each ending in a line
+// break) and its message lines.
+func userParts(chats []Chat, o Options) (string, []string) {
 	multi := len(chats) > 1
 	labels := chatLabels(chats)
 
@@ -109,10 +119,15 @@ func userPrompt(chats []Chat, o Options) string {
 		}
 		// Names are listed in the order they first speak, over all chats.
 		if m, ok := messageAt(chats[ref.chat], ref.idx); ok {
+			name := senderName(m)
+			if o.datamark {
+				// Names are chat data too: a name can carry an instruction.
+				name = mark(name)
+			}
 			if m.FromClient {
-				clients.add(senderName(m))
+				clients.add(name)
 			} else {
-				company.add(senderName(m))
+				company.add(name)
 			}
 		}
 	}
@@ -148,11 +163,7 @@ func userPrompt(chats []Chat, o Options) string {
 	} else {
 		b.WriteString("Line format: dd.mm HH:MM [sender]: text\n")
 	}
-	if len(body) > 0 {
-		b.WriteString("\n")
-		b.WriteString(strings.Join(body, "\n"))
-	}
-	return b.String()
+	return b.String(), body
 }
 
 // chatLines renders one chat: head, the left-out line when messages are
@@ -222,6 +233,9 @@ func merge(chats [][]line) []lineRef {
 }
 
 func messageLine(m Message, o Options) string {
+	if o.datamark {
+		return m.Time.In(o.Location).Format("02.01 15:04") + " [" + mark(senderName(m)) + "]: " + mark(messageBody(m, o.MaxMessageChars))
+	}
 	return m.Time.In(o.Location).Format("02.01 15:04") + " [" + senderName(m) + "]: " + messageBody(m, o.MaxMessageChars)
 }
 

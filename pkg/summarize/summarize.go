@@ -70,6 +70,12 @@ type Options struct {
 	Location        *time.Location // time zone for dd.mm HH:MM; nil = UTC
 	MaxMessageChars int            // cut longer message texts with "…"; <= 0 means 1000
 	MaxWords        int            // the summary's length limit; <= 0 means 150
+	// MaxPromptTokens bounds a structured prompt (system and user, by
+	// EstimateTokens): longer messages are cut shorter, then the oldest
+	// messages of the tail are left out. <= 0 means 2,800.
+	MaxPromptTokens int
+
+	datamark bool // message lines are datamarked (structured prompts)
 }
 
 // Defaults used for zero Options fields.
@@ -77,6 +83,9 @@ const (
 	DefaultLanguage        = "Russian"
 	DefaultMaxMessageChars = 1000
 	DefaultMaxWords        = 150
+	DefaultMaxPromptTokens = 2800
+	// LanguageAuto asks for the summary in the conversation's language.
+	LanguageAuto = "auto"
 )
 
 func (o Options) withDefaults() Options {
@@ -91,6 +100,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxWords <= 0 {
 		o.MaxWords = DefaultMaxWords
+	}
+	if o.MaxPromptTokens <= 0 {
+		o.MaxPromptTokens = DefaultMaxPromptTokens
 	}
 	return o
 }

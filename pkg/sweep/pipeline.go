@@ -3,6 +3,7 @@ package sweep
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/digest"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/kommo"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/store"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/summarize"
@@ -251,36 +253,11 @@ type writeItem struct {
 	msgs    int
 }
 
-// summarize asks the model and stores the summary as pending.
+// summarize asks the model for the lead's structured summary (a rolling
+// update when the chats grew, see input), checks the budget first, decides
+// whether the field may be written, and stores the summary as pending.
 func (r *run) summarize(ctx context.Context, w *leadWork, abort func(error)) (*writeItem, bool) {
-	chats := make([]summarize.Chat, len(w.chats))
-	for i, c := range w.chats {
-		chats[i] = c.chat
-		if len(w.chats) > 1 {
-			chats[i].Label = fmt.Sprintf("chat %d", i+1)
-			if c.ref.Origin != "" {
-				chats[i].Label = fmt.Sprintf("chat %d, %s", i+1, c.ref.Origin)
-			}
-		}
-	}
-	system, user := summarize.Prompt(chats, r.o.Prompt)
-	hash := summarize.InputHash(system, user)
-	if !r.req.Force && len(w.prev) == len(w.chats) && allHashes(w.prev, hash) {
-		r.done(ctx, w.outcome(OutcomeUnchanged, nil), [2]int64{})
-		return nil, false
-	}
-
-	t0 := time.Now()
-	comp, err := r.o.LLM.Complete(ctx, system, user)
-	r.step("llm", w.lead.ID, time.Since(t0))
-	r.count(func(rep *Report) {
-		rep.LLMCalls++
-		if comp != nil {
-			rep.PromptTokens += comp.Usage.PromptTokens
-			rep.CompletionTokens += comp.Usage.CompletionTokens
-		}
-	})
-	if err != nil {
+	fail := func(err error, tokens [2]int64) (*writeItem, bool) {
 		if ctx.Err() != nil {
 			return nil, false
 		}
@@ -288,18 +265,73 @@ func (r *run) summarize(ctx context.Context, w *leadWork, abort func(error)) (*w
 			abort(err)
 			return nil, false
 		}
-		r.done(ctx, w.outcome(OutcomeFailed, err), [2]int64{})
-		return nil, false
-	}
-	tokens := [2]int64{comp.Usage.PromptTokens, comp.Usage.CompletionTokens}
-	text, err := summarize.ParseAnswer(comp.Text)
-	if err != nil {
 		r.done(ctx, w.outcome(OutcomeFailed, err), tokens)
 		return nil, false
 	}
+	dg, prev, err := r.previous(ctx, w.lead.ID)
+	if err != nil {
+		return fail(storeErr(err), [2]int64{})
+	}
+	in, rolling := r.input(w, dg, prev)
+	plan := digest.NewPlan(in, r.o.digestOptions())
+	hash := plan.InputHash
+	if !r.req.Force && len(w.prev) == len(w.chats) && allHashes(w.prev, hash) {
+		r.done(ctx, w.outcome(OutcomeUnchanged, nil), [2]int64{})
+		return nil, false
+	}
+	ok, err := r.reserve(ctx, plan.EstimateUSD)
+	if err != nil {
+		return fail(err, [2]int64{})
+	}
+	if !ok {
+		r.done(ctx, w.outcome(OutcomeBudget, nil), [2]int64{})
+		return nil, false
+	}
+
+	t0 := time.Now()
+	res, err := plan.Run(ctx, r.o.LLM)
+	r.step("llm", w.lead.ID, time.Since(t0))
+	r.spend(ctx, plan.EstimateUSD, res)
+	var tokens [2]int64
+	if res != nil {
+		tokens = [2]int64{res.Usage.PromptTokens, res.Usage.CompletionTokens}
+	}
+	r.count(func(rep *Report) {
+		rep.PlannedCostUSD += plan.EstimateUSD
+		if res == nil {
+			return
+		}
+		rep.LLMCalls += res.Calls
+		rep.PromptTokens += res.Usage.PromptTokens
+		rep.CompletionTokens += res.Usage.CompletionTokens
+		if res.Retried {
+			rep.SchemaRetries++
+		}
+		if res.Fallback {
+			rep.PlainFallbacks++
+		}
+		if rolling && err == nil && !res.Fallback {
+			rep.RollingUpdates++
+		}
+		rep.UnverifiedFacts += len(res.Rendered.Unverified)
+		for k, n := range plan.Redacted {
+			if rep.Redacted == nil {
+				rep.Redacted = map[string]int{}
+			}
+			rep.Redacted[k] += n
+		}
+	})
+	if err != nil {
+		return fail(err, tokens)
+	}
+	if !rolling && prev != nil && res.Summary != nil {
+		// A full rebuild still says what changed since the last summary.
+		res.Rendered.Changes, res.Rendered.Since = summarize.Diff(prev, res.Summary), dg.MadeAt
+	}
+	body := res.Rendered.Note()
 	if r.req.DryRun {
 		lo := w.outcome(OutcomeDryRun, nil)
-		lo.Summary = text
+		lo.Summary = body
 		r.done(ctx, lo, tokens)
 		return nil, false
 	}
@@ -309,13 +341,26 @@ func (r *run) summarize(ctx context.Context, w *leadWork, abort func(error)) (*w
 		states[i] = c.state
 		states[i].InputHash = hash
 	}
+	field := res.Rendered.Field(r.o.FieldMaxChars)
+	next := &store.Digest{MadeAt: r.o.Now(), FieldHash: store.FieldHash(field)}
+	if res.Summary != nil {
+		next.Summary, _ = json.Marshal(res.Summary)
+		if rolling {
+			next.Updates = dg.Updates + 1
+		}
+	}
+	if r.humanEdited(ctx, w.lead, dg) {
+		field, next.KeepField = "", true
+		r.log.Info("a person edited the lead's summary field: the note is posted, the field left alone (summary.field_overwrite: always overrides)", "lead_id", w.lead.ID)
+		r.count(func(rep *Report) { rep.FieldKeptHuman = append(rep.FieldKeptHuman, w.lead.ID) })
+	}
 	reqID := newRequestID()
 	p := store.Pending{
 		RequestID: reqID, LeadID: w.lead.ID, RunID: r.id, CreatedAt: r.o.Now(), State: store.StatePending,
-		NoteText:  noteText(text, r.o.Now(), r.o.Prompt.Location, w.chats, reqID),
-		FieldText: summarize.Cut(text, r.o.FieldMaxChars),
-		Model:     comp.Model, PromptTokens: tokens[0], CompletionTokens: tokens[1], InputHash: hash,
-		Chats: states, BaseVersion: w.version,
+		NoteText:  noteText(body, r.o.Now(), r.o.Prompt.Location, w.chats, reqID),
+		FieldText: field,
+		Model:     res.Model, PromptTokens: tokens[0], CompletionTokens: tokens[1], InputHash: hash,
+		Chats: states, BaseVersion: w.version, Digest: next,
 	}
 	if err := r.fence.check(); err != nil {
 		abort(err)
@@ -503,6 +548,9 @@ func (r *run) writeBatch(ctx context.Context, batch []*writeItem, outcome string
 			noted = append(noted, it)
 		}
 	}
+	// A field a person edited is left alone: its pending summary has no
+	// field text.
+	noted = slices.DeleteFunc(noted, func(it *writeItem) bool { return it.p.FieldText == "" })
 	if r.o.FieldID != 0 && len(noted) > 0 {
 		if err := r.patchFields(ctx, noted, failed); err != nil {
 			abort(err)
@@ -528,7 +576,7 @@ func (r *run) writeBatch(ctx context.Context, batch []*writeItem, outcome string
 		}
 		lo.Outcome = outcome
 		if r.req.Single {
-			lo.Summary = it.p.FieldText
+			lo.Summary = cmp.Or(it.p.FieldText, it.p.NoteText)
 		}
 		r.done(ctx, lo, tokens)
 	}

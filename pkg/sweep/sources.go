@@ -150,6 +150,10 @@ type chatFetch struct {
 	chat    summarize.Chat
 	state   store.ChatState
 	calls   int
+	// found: the watermark was found, and fresh holds the messages after
+	// it, oldest first (what a rolling update summarises).
+	found bool
+	fresh []summarize.Message
 }
 
 // fetchChat reads a chat from the newest message back to the watermark, so a
@@ -200,6 +204,7 @@ func fetchChat(ctx context.Context, src Source, leadID int64, ref ChatRef, prev 
 		slices.Reverse(fresh)
 	}
 
+	f.found, f.fresh = found, fresh
 	var chat summarize.Chat
 	switch {
 	case found && len(fresh) == 0:

@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/amojo"
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/digest"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/kommo"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/llm"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/store"
@@ -54,10 +55,9 @@ type Kommo interface {
 	Pipelines(ctx context.Context) ([]kommo.Pipeline, error)
 }
 
-// LLM writes the summaries.
-type LLM interface {
-	Complete(ctx context.Context, system, user string) (*llm.Completion, error)
-}
+// LLM writes the summaries: structured (CompleteStructured), or plain text when
+// the structured answer failed twice.
+type LLM = digest.LLM
 
 // Options wires an engine. Zero values take the defaults in withDefaults.
 type Options struct {
@@ -79,6 +79,21 @@ type Options struct {
 	LLMWorkers   int           // LLM calls at once (4)
 
 	PriceInputPer1M, PriceOutputPer1M float64 // USD per million tokens, for the cost estimate
+
+	// Redact hides phones, e-mails, card numbers and IBANs from the LLM.
+	Redact bool
+	// RebuildEvery: after this many rolling updates a lead's summary is
+	// built afresh (5).
+	RebuildEvery int
+	// KeepHumanField leaves the summary field alone when a person edited it
+	// since we last wrote it (the note is still posted).
+	KeepHumanField bool
+	// MaxUSDPerRun and MaxUSDPerDay cap the LLM's cost (0 = no cap); a call
+	// whose estimate would pass a cap is not made, and the rest of the
+	// leads are skipped.
+	MaxUSDPerRun, MaxUSDPerDay float64
+	// MaxOutputTokens is llm.max_tokens, for the pre-call estimate.
+	MaxOutputTokens int
 
 	// LockStaleAfter: a run whose heartbeat is older than this is taken for
 	// dead, its lock and pending summaries taken over (2 min). A run whose
@@ -137,6 +152,9 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.RebuildEvery <= 0 {
+		o.RebuildEvery = 5
+	}
 	if o.ExitCode == nil {
 		o.ExitCode = func(err error) int {
 			if err != nil {
@@ -182,6 +200,7 @@ const (
 	OutcomeBusy       = store.OutcomeBusy
 	OutcomeFailed     = store.OutcomeFailed
 	OutcomeDryRun     = store.OutcomeDryRun
+	OutcomeBudget     = store.OutcomeBudget
 )
 
 // LeadOutcome is what happened to one lead.
@@ -215,6 +234,26 @@ type Report struct {
 	SkippedNoChats       int       `json:"skipped_no_chats"`
 	SkippedNoText        int       `json:"skipped_no_text"`
 	SkippedBusy          int       `json:"skipped_busy"`
+	// SkippedBudget counts the leads left for the next run because the
+	// LLM budget ran out; BudgetWarning says which cap.
+	SkippedBudget int    `json:"skipped_budget"`
+	BudgetWarning string `json:"budget_warning,omitempty"`
+	// FieldKeptHuman lists the leads whose summary field a person had
+	// edited: the note was posted, the field left alone.
+	FieldKeptHuman []int64 `json:"field_kept_human,omitempty"`
+	// RollingUpdates counts summaries made from the previous summary and
+	// the new messages; SchemaRetries the answers that failed validation
+	// once; PlainFallbacks those that failed twice (a plain-text note);
+	// UnverifiedFacts the facts whose cited message was not in the prompt.
+	RollingUpdates  int `json:"rolling_updates"`
+	SchemaRetries   int `json:"schema_retries"`
+	PlainFallbacks  int `json:"plain_text_fallbacks"`
+	UnverifiedFacts int `json:"unverified_facts"`
+	// Redacted counts the values hidden from the LLM, per kind.
+	Redacted map[string]int `json:"redacted,omitempty"`
+	// PlannedCostUSD sums the pre-call estimates (the prompt's tokens and
+	// llm.max_tokens of answer): an upper bound of what the calls cost.
+	PlannedCostUSD float64 `json:"planned_cost_usd"`
 	// Unreadable counts the leads that have contacts but no conversation
 	// any source can read: WhatsApp, Telegram or Instagram chats of other
 	// integrations, which need the message log (webhooks install, serve).
@@ -349,7 +388,7 @@ func (e *Engine) Run(ctx context.Context, req Request) (*Report, error) {
 	}
 	rep := r.finish(time.Since(start), err)
 	if err == nil && rep.Failed > 0 {
-		err = &FailedLeadsError{Failed: rep.Failed, Total: rep.Failed + rep.Summarized + rep.SkippedUnchanged + rep.SkippedNoChats + rep.SkippedNoText + rep.SkippedBusy, First: rep.Failures[0]}
+		err = &FailedLeadsError{Failed: rep.Failed, Total: rep.Failed + rep.Summarized + rep.SkippedUnchanged + rep.SkippedNoChats + rep.SkippedNoText + rep.SkippedBusy + rep.SkippedBudget, First: rep.Failures[0]}
 	}
 	r.producer().settle(context.WithoutCancel(ctx), r, err)
 	if err != nil {
@@ -418,6 +457,8 @@ type run struct {
 
 	mu     sync.Mutex
 	report *Report
+
+	budget budget
 }
 
 // heartbeat tells other processes that the run is alive, and keeps its lock
@@ -548,6 +589,8 @@ func (r *run) done(ctx context.Context, lo LeadOutcome, tokens [2]int64) {
 		r.report.SkippedNoText++
 	case OutcomeBusy:
 		r.report.SkippedBusy++
+	case OutcomeBudget:
+		r.report.SkippedBudget++
 	case OutcomeFailed:
 		r.report.Failed++
 		r.report.Failures = append(r.report.Failures, lo)
