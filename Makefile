@@ -11,7 +11,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo none)
 DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS := -X $(PKG).version=$(VERSION) -X $(PKG).commit=$(COMMIT) -X $(PKG).date=$(DATE)
 
-.PHONY: run test bench build vet clean release-check
+.PHONY: run test bench build vet clean release-check eval
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kommo-summarizer
@@ -44,6 +44,12 @@ vet:
 BENCH ?= (Sweep|ServeWebhooks|Eval)
 bench:
 	$(GO) test -run '^$$' -bench 'Benchmark$(BENCH)' -benchtime 1x -timeout 60m ./cmd/kommo-summarizer/
+
+# eval against the fake LLM, as CI runs it, with the table printed. Against a
+# real model: ./bin/kommo-summarizer eval --config config.yaml (or --model,
+# --base-url); see README "Measuring quality".
+eval:
+	$(GO) test -count=1 -run TestEvalAgainstTheFakeLLM -v ./cmd/kommo-summarizer/
 
 release-check:
 	goreleaser check
