@@ -199,8 +199,10 @@ func echoOfOurs(ctx context.Context, tx *sql.Tx, m LogMessage) (bool, error) {
 	if m.LeadID == 0 || text == "" {
 		return false, nil
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT text FROM messages WHERE lead_id = ? AND origin = ? AND direction = ?
-		AND created_at BETWEEN ? AND ?`, m.LeadID, OwnOrigin, m.Direction,
+	// The origin is written out, not bound: SQLite uses the partial index
+	// messages_own only when the query's WHERE names its condition.
+	rows, err := tx.QueryContext(ctx, `SELECT text FROM messages WHERE lead_id = ? AND origin = '`+OwnOrigin+`' AND direction = ?
+		AND created_at BETWEEN ? AND ?`, m.LeadID, m.Direction,
 		ms64(m.CreatedAt.Add(-echoWindow)), ms64(m.CreatedAt.Add(echoWindow)))
 	if err != nil {
 		return false, fmt.Errorf("store: look for our copy of message %s: %w", m.ID, err)
