@@ -99,12 +99,17 @@ func TestReasoningModels(t *testing.T) {
 		if _, err := c.Complete(context.Background(), "s", "u"); err != nil {
 			t.Fatal(err)
 		}
-		b := f.requests()[0].Body
-		if _, sent := b["temperature"]; sent != tc.sent {
-			t.Errorf("%s, %q: temperature sent %v, want %v", tc.model, tc.mode, sent, tc.sent)
+		// The bot's structured call takes the same settings.
+		if _, err := c.CompleteJSON(context.Background(), "s", "u", Schema{Name: "reply", Schema: map[string]any{"type": "object"}}); err != nil {
+			t.Fatal(err)
 		}
-		if _, sent := b["max_tokens"]; sent {
-			t.Errorf("%s: max_tokens sent", tc.model)
+		for i, r := range f.requests() {
+			if _, sent := r.Body["temperature"]; sent != tc.sent {
+				t.Errorf("%s, %q, request %d: temperature sent %v, want %v", tc.model, tc.mode, i, sent, tc.sent)
+			}
+			if _, sent := r.Body["max_tokens"]; sent {
+				t.Errorf("%s, request %d: max_tokens sent", tc.model, i)
+			}
 		}
 	}
 	if _, err := New(Options{Model: "m", SendTemperature: "sometimes"}); err == nil || !strings.Contains(err.Error(), "llm.send_temperature") {
