@@ -5,7 +5,6 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/shared"
-
 )
 
 // Schema is a JSON Schema for a structured answer, sent as response_format
