@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"iter"
-	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -93,15 +92,13 @@ type EventsQuery struct {
 }
 
 type eventsPage struct {
-	Links struct {
-		Next struct {
-			Href string `json:"href"`
-		} `json:"next"`
-	} `json:"_links"`
+	pageLinks
 	Embedded struct {
 		Events []Event `json:"events"`
 	} `json:"_embedded"`
 }
+
+func (p *eventsPage) items() []Event { return p.Embedded.Events }
 
 // Events streams the account's events page by page, following
 // _links.next.href until a page has none or Kommo answers 204. It does not
@@ -132,31 +129,6 @@ func (c *Client) Events(ctx context.Context, q EventsQuery) iter.Seq2[*Event, er
 		if !q.To.IsZero() {
 			v.Set("filter[created_at][to]", strconv.FormatInt(q.To.Unix(), 10))
 		}
-		u := c.endpoint("/api/v4/events", v)
-		for {
-			var page eventsPage
-			status, err := c.do(ctx, http.MethodGet, u, nil, idempotent, &page)
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if status == http.StatusNoContent {
-				return
-			}
-			for i := range page.Embedded.Events {
-				if !yield(&page.Embedded.Events[i], nil) {
-					return
-				}
-			}
-			if page.Links.Next.Href == "" {
-				return
-			}
-			next, err := c.nextPage(u, page.Links.Next.Href)
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			u = next
-		}
+		pages(ctx, c, c.endpoint("/api/v4/events", v), func() *eventsPage { return &eventsPage{} }, yield)
 	}
 }

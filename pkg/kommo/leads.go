@@ -90,15 +90,13 @@ type LeadsQuery struct {
 type StatusFilter struct{ PipelineID, StatusID int64 }
 
 type leadsPage struct {
-	Links struct {
-		Next struct {
-			Href string `json:"href"`
-		} `json:"next"`
-	} `json:"_links"`
+	pageLinks
 	Embedded struct {
 		Leads []Lead `json:"leads"`
 	} `json:"_embedded"`
 }
+
+func (p *leadsPage) items() []Lead { return p.Embedded.Leads }
 
 // Leads streams every lead page by page: GET /api/v4/leads?limit=250&page=1,
 // then the _links.next.href of each page as given; a 204 or a page without a
@@ -127,32 +125,56 @@ func (c *Client) Leads(ctx context.Context, q LeadsQuery) iter.Seq2[*Lead, error
 			v.Set(fmt.Sprintf("filter[statuses][%d][pipeline_id]", i), strconv.FormatInt(s.PipelineID, 10))
 			v.Set(fmt.Sprintf("filter[statuses][%d][status_id]", i), strconv.FormatInt(s.StatusID, 10))
 		}
-		u := c.endpoint("/api/v4/leads", v)
-		for {
-			var page leadsPage
-			status, err := c.do(ctx, http.MethodGet, u, nil, idempotent, &page)
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			if status == http.StatusNoContent {
-				return
-			}
-			for i := range page.Embedded.Leads {
-				if !yield(&page.Embedded.Leads[i], nil) {
-					return
-				}
-			}
-			if page.Links.Next.Href == "" {
-				return
-			}
-			next, err := c.nextPage(u, page.Links.Next.Href)
-			if err != nil {
-				yield(nil, err)
-				return
-			}
-			u = next
+		pages(ctx, c, c.endpoint("/api/v4/leads", v), func() *leadsPage { return &leadsPage{} }, yield)
+	}
+}
+
+// pageLinks is the _links of a HAL list page.
+type pageLinks struct {
+	Links struct {
+		Next struct {
+			Href string `json:"href"`
+		} `json:"next"`
+	} `json:"_links"`
+}
+
+func (l *pageLinks) next() string { return l.Links.Next.Href }
+
+// listPage is one page of a HAL list of T.
+type listPage[T any] interface {
+	items() []T
+	next() string
+}
+
+// pages yields the items of a list from u on, following _links.next.href
+// until a page has none or Kommo answers 204. Only one page is in memory at
+// a time; an error ends the sequence after it is yielded.
+func pages[T any, P listPage[T]](ctx context.Context, c *Client, u *url.URL, newPage func() P, yield func(*T, error) bool) {
+	for {
+		page := newPage()
+		status, err := c.do(ctx, http.MethodGet, u, nil, idempotent, page)
+		if err != nil {
+			yield(nil, err)
+			return
 		}
+		if status == http.StatusNoContent {
+			return
+		}
+		items := page.items()
+		for i := range items {
+			if !yield(&items[i], nil) {
+				return
+			}
+		}
+		if page.next() == "" {
+			return
+		}
+		next, err := c.nextPage(u, page.next())
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		u = next
 	}
 }
 
