@@ -385,10 +385,18 @@ func (db *DB) ClaimPendings(ctx context.Context, runID string, staleAfter time.D
 	return out, err
 }
 
-// DropPending forgets a pending summary (its note is known not to exist and
-// will be made again). Dropping one that is gone is not an error.
-func (db *DB) DropPending(ctx context.Context, requestID string) error {
+// DropPending forgets run runID's pending summary (its note is known not to
+// exist and will be made again). Dropping one that is gone is not an error;
+// one that another run took over fails with ErrNotOwner.
+func (db *DB) DropPending(ctx context.Context, runID, requestID string) error {
 	return db.write(ctx, func(tx *sql.Tx) error {
+		err := checkOwner(ctx, tx, runID, requestID)
+		if errors.Is(err, ErrNoPending) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM pending WHERE request_id = ?`, requestID); err != nil {
 			return fmt.Errorf("store: drop pending summary %s: %w", requestID, err)
 		}

@@ -383,10 +383,13 @@ func TestPendingLifecycle(t *testing.T) {
 		t.Fatalf("Summaries(43) = %+v", sums)
 	}
 
-	if err := db.DropPending(ctx, "r2"); err != nil {
+	if err := db.DropPending(ctx, "another-run", "r2"); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("dropping another run's pending summary: %v, want ErrNotOwner", err)
+	}
+	if err := db.DropPending(ctx, "run-1", "r2"); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.DropPending(ctx, "r2"); err != nil {
+	if err := db.DropPending(ctx, "run-1", "r2"); err != nil {
 		t.Fatalf("dropping a dropped pending summary: %v", err)
 	}
 	if all, _ := db.Pendings(ctx); len(all) != 0 {

@@ -605,7 +605,7 @@ func (r *run) postNotes(ctx context.Context, items []*writeItem, failed map[*wri
 	if errors.As(err, &kerr) && kerr.Status >= 400 && kerr.Status < 500 {
 		if len(items) == 1 {
 			failed[items[0]] = fmt.Errorf("post note: %w", err)
-			if derr := r.o.DB.DropPending(ctx, items[0].p.RequestID); derr != nil {
+			if derr := r.o.DB.DropPending(ctx, r.id, items[0].p.RequestID); derr != nil {
 				return storeErr(derr)
 			}
 			return nil
