@@ -409,7 +409,7 @@ func (e *Engine) Run(ctx context.Context, req Request) (*Report, error) {
 // record stores how the run ended. A run taken for dead leaves its record
 // as the run that took over wrote it.
 func (r *run) record(ctx context.Context, rep *Report, err error) {
-	if errors.Is(err, store.ErrLockLost) {
+	if errors.Is(err, store.ErrLockLost) || errors.Is(err, store.ErrNotOwner) {
 		return
 	}
 	status := "ok"
