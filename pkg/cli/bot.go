@@ -13,7 +13,6 @@ import (
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/admin"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/config"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/salesbot"
-	"github.com/kommo-summarizer/kommo-summarizer/pkg/store"
 )
 
 // salesbotService builds the Salesbot widget from the config. The app must
@@ -145,11 +144,7 @@ func newBotClearHandoffCmd(io IO, g *globalOptions, runF func(context.Context, *
 }
 
 func botClearHandoffRun(ctx context.Context, opts *botOptions) error {
-	cfg, err := loadConfig(opts.IO, opts.Global, config.NeedStore)
-	if err != nil {
-		return err
-	}
-	db, err := store.Open(ctx, cfg.Store.Path)
+	_, db, err := openStore(ctx, opts.IO, opts.Global)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/config"
+	"github.com/kommo-summarizer/kommo-summarizer/pkg/store"
 )
 
 // IO is where a command reads and writes: logs and progress on ErrOut, the
@@ -188,6 +189,20 @@ func loadConfig(io IO, g *globalOptions, need config.Need) (*config.Config, erro
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// openStore loads the config and opens the store, for the commands that
+// need nothing else. The caller closes the store.
+func openStore(ctx context.Context, io IO, g *globalOptions) (*config.Config, *store.DB, error) {
+	cfg, err := loadConfig(io, g, config.NeedStore)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := store.Open(ctx, cfg.Store.Path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, db, nil
 }
 
 // newLogger sets up slog once per command: key/value lines on stderr, JSON

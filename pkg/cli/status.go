@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kommo-summarizer/kommo-summarizer/pkg/config"
 	"github.com/kommo-summarizer/kommo-summarizer/pkg/store"
 )
 
@@ -32,11 +31,7 @@ func newStatusCmd(io IO, g *globalOptions) *cobra.Command {
 }
 
 func statusRun(ctx context.Context, opts *statusOptions) error {
-	cfg, err := loadConfig(opts.IO, opts.Global, config.NeedStore)
-	if err != nil {
-		return err
-	}
-	db, err := store.Open(ctx, cfg.Store.Path)
+	cfg, db, err := openStore(ctx, opts.IO, opts.Global)
 	if err != nil {
 		return err
 	}
