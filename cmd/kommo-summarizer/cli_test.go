@@ -69,16 +69,7 @@ func TestErrorLinesAndHints(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newWorld(t, fastFakes, func(c map[string]map[string]any) {
-				fast(c)
-				if tc.edit != nil {
-					tc.edit(c)
-				}
-			})
-			if tc.setup != nil {
-				tc.setup(w)
-			}
-			res := w.run(tc.args...)
+			res := caseWorld(t, tc.edit, tc.setup).run(tc.args...)
 			if res.code != tc.wantCode {
 				t.Fatalf("exit %d, want %d\n%s", res.code, tc.wantCode, tail(res.stderr))
 			}
@@ -121,16 +112,7 @@ func TestJSONReportOnFatalError(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newWorld(t, fastFakes, func(c map[string]map[string]any) {
-				fast(c)
-				if tc.edit != nil {
-					tc.edit(c)
-				}
-			})
-			if tc.setup != nil {
-				tc.setup(w)
-			}
-			res := w.run(tc.args...)
+			res := caseWorld(t, tc.edit, tc.setup).run(tc.args...)
 			if res.code != tc.wantCode {
 				t.Fatalf("exit %d, want %d\n%s", res.code, tc.wantCode, tail(res.stderr))
 			}
@@ -223,4 +205,19 @@ func TestStatusShowsAKilledRun(t *testing.T) {
 	if f := statusRow(t, w, id); f[4] != "killed" {
 		t.Fatalf("after the next sweep the killed one shows as %v, want killed", f)
 	}
+}
+
+// caseWorld is a fast world with a test case's config edit and setup.
+func caseWorld(t *testing.T, edit func(map[string]map[string]any), setup func(*world)) *world {
+	t.Helper()
+	w := newWorld(t, fastFakes, func(c map[string]map[string]any) {
+		fast(c)
+		if edit != nil {
+			edit(c)
+		}
+	})
+	if setup != nil {
+		setup(w)
+	}
+	return w
 }
